@@ -1,0 +1,1 @@
+"""Hidden graders, one pytest file per topic (test_TOPIC.py)."""

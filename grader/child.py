@@ -1,0 +1,396 @@
+"""The process that runs a submission, and the wire format it talks.
+
+The parent (the grader) starts this file as ``python -I -c <this source>``, so
+the child imports nothing from the kit: its ``sys.path`` holds the standard
+library and site-packages only, and its working directory is a scratch folder.
+
+Only plain data crosses the pipe, in both directions:
+  a frame = 8-byte length of a JSON header + 8-byte length of a blob + both.
+The JSON describes the structure (lists, tuples, dicts with string keys,
+numbers, strings, None, dtypes) and refers to tensors by index; the blob is a
+safetensors file holding those tensors. Neither format can run code on load.
+
+The parent imports ``encode`` and ``decode`` from here too, so both ends speak
+one format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import sys
+import traceback
+
+# Tensors the parent accepts: nothing exotic, nothing that needs custom code.
+PLAIN_DTYPES = (
+    "float16", "bfloat16", "float32", "float64",
+    "int8", "int16", "int32", "int64", "uint8", "bool",
+)
+MAX_FRAME_BYTES = 1 << 30
+
+
+class WireError(ValueError):
+    """A frame that does not follow the format."""
+
+
+# -- encoding ----------------------------------------------------------------
+
+def encode(obj) -> tuple[bytes, bytes]:
+    """Turn plain data (with tensors) into (json bytes, safetensors bytes)."""
+    import torch
+    from safetensors.torch import save
+
+    tensors: dict[str, "torch.Tensor"] = {}
+
+    def put(t: "torch.Tensor") -> str:
+        key = str(len(tensors))
+        # A Tensor subclass is reduced to its storage: only its numbers cross.
+        plain = torch.Tensor._make_subclass(torch.Tensor, t.detach()) if type(t) is not torch.Tensor else t.detach()
+        tensors[key] = plain.to("cpu").contiguous().clone()
+        return key
+
+    def walk(x):
+        if x is None or isinstance(x, (bool, str)):
+            return x
+        if isinstance(x, int):
+            return x
+        if isinstance(x, float):
+            return {"$float": repr(x)} if not math.isfinite(x) else x
+        if isinstance(x, torch.Tensor):
+            node = {"$tensor": put(x), "device": str(x.device), "rg": bool(x.requires_grad)}
+            if x.requires_grad and x.is_leaf and x.grad is not None:
+                node["grad"] = put(x.grad)
+            elif x.requires_grad and x.is_leaf:
+                node["grad"] = None
+            return node
+        if isinstance(x, torch.dtype):
+            return {"$dtype": str(x).removeprefix("torch.")}
+        if isinstance(x, torch.Size):
+            return {"$tuple": [int(d) for d in x]}
+        if isinstance(x, tuple):
+            return {"$tuple": [walk(v) for v in x]}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if isinstance(x, dict):
+            if not all(isinstance(k, str) for k in x):
+                raise WireError("only dicts with string keys can be sent")
+            return {"$dict": [[k, walk(v)] for k, v in x.items()]}
+        if isinstance(x, (OneShot, OnceIter)):
+            return {"$oneshot": [walk(v) for v in x.items]}
+        if isinstance(x, Seeded):
+            return {"$generator": int(x.seed)}
+        if isinstance(x, torch.Generator):
+            return {"$generator": int(x.initial_seed())}
+        raise WireError(f"cannot send a value of type {type(x).__name__}")
+
+    header = json.dumps(walk(obj)).encode()
+    blob = save(tensors) if tensors else b""
+    return header, blob
+
+
+def decode(header: bytes, blob: bytes, *, child_side: bool = False, device: str = "cpu"):
+    """Inverse of ``encode``. Rejects anything that is not plain data.
+
+    On the child side tensors are moved to ``device`` and leaf tensors get
+    their ``requires_grad`` and ``.grad`` back; ``$oneshot`` lists become
+    one-shot iterators and ``$generator`` seeds become torch.Generators.
+    """
+    import torch
+    from safetensors.torch import load
+
+    tensors = load(blob) if blob else {}
+    for key, t in tensors.items():
+        if str(t.dtype).removeprefix("torch.") not in PLAIN_DTYPES:
+            raise WireError(f"tensor of dtype {t.dtype} is not accepted")
+
+    def get(key):
+        if key not in tensors:
+            raise WireError(f"frame refers to a missing tensor {key!r}")
+        return tensors[key]
+
+    def walk(x):
+        if x is None or isinstance(x, (bool, str, int, float)):
+            return x
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if not isinstance(x, dict) or len(x) == 0:
+            raise WireError("malformed frame")
+        if "$tensor" in x:
+            t = get(x["$tensor"])
+            if child_side:
+                t = t.to(device)
+                if x.get("rg"):
+                    t.requires_grad_(True)
+                    if x.get("grad") is not None:
+                        t.grad = get(x["grad"]).to(device)
+            else:
+                if x.get("rg") and t.is_floating_point():
+                    t.requires_grad_(True)
+                    if x.get("grad") is not None:
+                        t.grad = get(x["grad"])
+                # The device the child's tensor lived on, for the parent's checks.
+                _DEVICES[id(t)] = str(x.get("device", "cpu"))
+            return t
+        if "$float" in x:
+            return float(x["$float"])
+        if "$dtype" in x:
+            name = x["$dtype"]
+            if name not in PLAIN_DTYPES:
+                raise WireError(f"dtype {name!r} is not accepted")
+            return getattr(torch, name)
+        if "$tuple" in x:
+            return tuple(walk(v) for v in x["$tuple"])
+        if "$dict" in x:
+            return {str(k): walk(v) for k, v in x["$dict"]}
+        if "$oneshot" in x:
+            items = [walk(v) for v in x["$oneshot"]]
+            return OnceIter(items) if child_side else OneShot(items)
+        if "$generator" in x:
+            seed = int(x["$generator"])
+            return torch.Generator().manual_seed(seed) if child_side else Seeded(seed)
+        raise WireError("malformed frame")
+
+    return walk(json.loads(header))
+
+
+# Device of each decoded tensor (parent side), keyed by id: only read right
+# after decoding, while the tensors are alive.
+_DEVICES: dict[int, str] = {}
+
+
+def device_of(t) -> str:
+    return _DEVICES.get(id(t), str(t.device))
+
+
+class OneShot:
+    """Arrives in the child as a one-shot iterator (like ``model.parameters()``)."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+
+class OnceIter:
+    """A one-shot iterator that still remembers its items, to send them back."""
+
+    def __init__(self, items):
+        self.items = list(items)
+        self._it = iter(self.items)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._it)
+
+
+class Seeded:
+    """Arrives in the child as ``torch.Generator().manual_seed(seed)``."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+
+def write_frame(fd: int, header: bytes, blob: bytes) -> None:
+    data = struct.pack("<QQ", len(header), len(blob)) + header + blob
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("pipe closed")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> tuple[bytes, bytes]:
+    n_header, n_blob = struct.unpack("<QQ", read_exact(fd, 16))
+    if n_header + n_blob > MAX_FRAME_BYTES:
+        raise WireError(f"frame of {n_header + n_blob} bytes is too large")
+    return read_exact(fd, n_header), read_exact(fd, n_blob)
+
+
+# -- the child's side ----------------------------------------------------------
+
+class ForbiddenCall(Exception):
+    """Raised in the child when the submission calls an off-limits function."""
+
+
+class Guard:
+    """Replaces off-limits callables and records every attempt to use them."""
+
+    def __init__(self, names: list[str]):
+        import torch
+
+        self.hits: list[str] = []
+        self.originals: dict[int, str] = {}
+        for name in names:
+            owner, attr, target = _resolve(name)
+            if target is None:
+                continue
+            self.originals[id(target)] = name
+            try:
+                setattr(owner, attr, self._blocker(name))
+            except (AttributeError, TypeError):
+                pass  # read-only attribute: the function mode below still sees it
+        guard = self
+
+        class Mode(torch.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = guard.originals.get(id(func))
+                if name is not None:
+                    guard.hit(name)
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode
+
+    def hit(self, name: str):
+        self.hits.append(name)
+        raise ForbiddenCall(f"{name} is off limits in this exercise")
+
+    def _blocker(self, name: str):
+        def blocked(*args, **kwargs):
+            self.hit(name)
+        blocked.__name__ = name.rsplit(".", 1)[-1]
+        return blocked
+
+
+def _resolve(dotted: str):
+    """'torch.nn.functional.softmax' -> (torch.nn.functional, 'softmax', obj)."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:-1]:
+            owner = getattr(owner, attr, None)
+            if owner is None:
+                return None, None, None
+        return owner, parts[-1], getattr(owner, parts[-1], None)
+    return None, None, None
+
+
+def _format_exception(exc: BaseException, path: str) -> tuple[str, str]:
+    """The exception as a learner wants it: type, message, their own frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" (line {last.lineno}: {(last.line or '').strip()})"
+    if isinstance(exc, SystemExit):
+        return "SystemExit", f"your code called sys.exit({exc.code!r}){where}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt", f"your code raised KeyboardInterrupt{where}"
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return type(exc).__name__, f"{type(exc).__name__}: {first}{where}"
+
+
+def serve(fd_in: int, fd_out: int) -> None:
+    import importlib.util
+    import torch
+
+    # Captured before any guard is installed: the child's own backward pass
+    # must work even where the topic forbids autograd to the submission.
+    autograd_backward = torch.autograd.backward
+    module = None
+    load_error = None
+    path = ""
+    device = "cpu"
+    guard = None
+
+    def reply(obj):
+        try:
+            header, blob = encode(obj)
+        except Exception as exc:  # e.g. the submission returned an object we do not send
+            header, blob = encode({"ok": False, "kind": "error", "type": "TypeError",
+                                   "message": f"returned a value that is not plain data: {exc}"})
+        write_frame(fd_out, header, blob)
+
+    while True:
+        try:
+            header, blob = read_frame(fd_in)
+        except EOFError:
+            return
+        msg = decode(header, blob, child_side=True, device=device)
+        op = msg.get("op")
+        if op == "load":
+            path, device = msg["path"], msg["device"]
+            torch.set_num_threads(int(msg.get("threads", 1)))
+            guard = Guard(msg.get("forbidden", []))
+            try:
+                spec = importlib.util.spec_from_file_location(msg["name"], path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[msg["name"]] = module
+                with guard.mode():
+                    spec.loader.exec_module(module)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the submission's
+                kind, text = _format_exception(exc, path)
+                load_error = {"ok": False, "kind": "forbidden" if guard.hits else "error", "sentence": True,
+                              "type": kind, "message": f"importing your file failed: {text}",
+                              "forbidden": guard.hits}
+            reply({"ok": load_error is None})
+        elif op == "call":
+            if load_error is not None:
+                reply(load_error)
+                continue
+            fn = getattr(module, msg["fn"], None)
+            if not callable(fn):
+                reply({"ok": False, "kind": "error", "type": "AttributeError", "sentence": True,
+                       "message": f"your file defines no function {msg['fn']!r}"})
+                continue
+            args, kwargs = msg["args"], msg["kwargs"]
+            guard.hits.clear()
+            try:
+                with guard.mode():
+                    value = fn(*args, **kwargs)
+                    grad_outputs = msg.get("grad_outputs")
+                    if grad_outputs is not None:
+                        _backward(value, grad_outputs, autograd_backward)
+            except BaseException as exc:  # noqa: BLE001
+                kind, text = _format_exception(exc, path)
+                reply({"ok": False, "kind": "forbidden" if guard.hits else "error",
+                       "type": kind, "message": text, "forbidden": list(guard.hits),
+                       "sentence": kind in ("SystemExit", "KeyboardInterrupt")})
+                continue
+            if guard.hits:
+                reply({"ok": False, "kind": "forbidden", "type": "ForbiddenCall",
+                       "message": "used an off-limits function", "forbidden": list(guard.hits)})
+                continue
+            reply({"ok": True, "value": value, "args": list(args), "kwargs": kwargs})
+        else:
+            return
+
+
+def _backward(value, grad_outputs, autograd_backward):
+    """Backpropagate ``grad_outputs`` (same structure as the tensor outputs)."""
+    import torch
+
+    outs = value if isinstance(value, (tuple, list)) else (value,)
+    grads = grad_outputs if isinstance(grad_outputs, (tuple, list)) else (grad_outputs,)
+    pairs = [(o, g) for o, g in zip(outs, grads)
+             if isinstance(o, torch.Tensor) and g is not None and o.requires_grad]
+    if pairs:
+        autograd_backward([o for o, _ in pairs], [g.to(o.device, o.dtype) for o, g in pairs])
+
+
+def main() -> None:
+    fd_in, fd_out = int(os.environ["SEQLINGS_FD_IN"]), int(os.environ["SEQLINGS_FD_OUT"])
+    # Move the protocol pipes out of reach of casual fd use; keep stdio as the parent set it.
+    serve(fd_in, fd_out)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

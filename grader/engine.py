@@ -57,6 +57,7 @@ class _Recorder:
 
 def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "auto",
           timeout: float = 120.0, seed: int = 0, only_public: bool = False,
+          keyword: str | None = None, memory_mb: int | None = None,
           on_test: Callable[[dict], None] | None = None) -> dict:
     """Run the hidden grader of ``topic_name`` against ``impl`` and return the report."""
     import pytest
@@ -74,6 +75,10 @@ def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "aut
             "--grade-timeout", str(timeout), "--seed", str(seed)]
     if only_public:
         args += ["-m", "public"]
+    if keyword:
+        args += ["-k", keyword]
+    if memory_mb:
+        args += ["--grade-memory", str(memory_mb)]
     start = time.monotonic()
     code = pytest.main(args, plugins=[recorder])
     if recorder.problems or (code not in (0, 1) and not recorder.tests):
@@ -83,7 +88,7 @@ def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "aut
     max_score = sum(t["max_points"] for t in recorder.tests)
     return {
         "topic": topic.name,
-        "impl": _display(path),
+        "impl": display_path(path),
         "device": device,
         "score": score,
         "max_score": max_score,
@@ -93,7 +98,7 @@ def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "aut
     }
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     for base in (course.workspace(), course.kit_root()):
         try:
             return str(path.relative_to(base))

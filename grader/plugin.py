@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="device the submission runs on: cpu or cuda")
     group.addoption("--grade-timeout", dest="seqlings_timeout", type=float, default=120.0,
                     help="seconds for the whole topic")
+    group.addoption("--grade-memory", dest="seqlings_memory", type=int, default=None,
+                    help="address-space limit of the submission's process in MiB (CPU only)")
     group.addoption("--seed", dest="seqlings_seed", type=int, default=0,
                     help="mixed into every test's seed (0: the fixed seeds a learner sees)")
 
@@ -58,9 +60,12 @@ def impl(request: pytest.FixtureRequest):
         source = file.read_text()
     except OSError as exc:
         raise SubmissionError(f"cannot read {file}: {exc.strerror}") from None
+    limits = Limits(topic_timeout=timeout)
+    if request.config.getoption("seqlings_memory"):
+        limits.memory_bytes = request.config.getoption("seqlings_memory") << 20
     sub = Submission(file, f"seqlings_{topic.name}", forbidden=list(topic.forbidden),
                      tainted=forbidden.tainted(source, list(topic.forbidden)),
-                     device=device, limits=Limits(topic_timeout=timeout))
+                     device=device, limits=limits)
     yield sub
     sub.close()
 

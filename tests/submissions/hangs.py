@@ -1,0 +1,9 @@
+"""Loops forever in every function."""
+
+
+def softmax(x, dim=-1):
+    while True:
+        pass
+
+
+attention_weights = scaled_dot_product_attention = softmax

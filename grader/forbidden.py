@@ -1,6 +1,6 @@
 """Static check for off-limits calls, on the submission's source, in the parent.
 
-Reads imports to learn what each name stands for (``import torch.nn.functional
+Reads imports to learn what each name stands for (an import alone is no use) (``import torch.nn.functional
 as F``, ``from torch import softmax``), resolves attribute chains to dotted
 names, and reports which top-level function uses what. A function is tainted
 when it, or a module-level function it calls, uses an off-limits name; tests
@@ -55,9 +55,6 @@ class _Scanner(ast.NodeVisitor):
             else:
                 root = a.name.split(".")[0]
                 self.aliases[root] = root
-            hit = self.match(a.name)
-            if hit:
-                self.uses[self.current].append(hit)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level or not node.module:
@@ -66,11 +63,7 @@ class _Scanner(ast.NodeVisitor):
             if a.name == "*":
                 self.star_modules.append(node.module)
                 continue
-            full = f"{node.module}.{a.name}"
-            self.aliases[a.asname or a.name] = full
-            hit = self.match(full)
-            if hit:
-                self.uses[self.current].append(hit)
+            self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
 
     def _scoped(self, node) -> None:
         outer = self.current
@@ -96,7 +89,11 @@ class _Scanner(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self.calls[self.current].add(node.id)
-            if node.id not in self.aliases and node.id not in self.defined:
+            if node.id in self.aliases:
+                hit = self.match(self.aliases[node.id])
+                if hit:
+                    self.uses[self.current].append(hit)
+            elif node.id not in self.defined:
                 for module in self.star_modules:
                     hit = self.match(f"{module}.{node.id}")
                     if hit:

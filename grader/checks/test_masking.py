@@ -79,7 +79,8 @@ def mask_of(lengths, T):
 
 # -- pad_sequence --------------------------------------------------------------
 
-LENGTHS_INT64 = "build it with torch.tensor([...], dtype=torch.long, device=...): lengths index steps and feed pack_padded_sequence, which want int64"
+LENGTHS_INT64 = ("build it with torch.tensor([...], dtype=torch.long, device=...): lengths index steps "
+                 "and feed pack_padded_sequence, which want int64")
 
 
 def pad_variants(seqs, value):
@@ -98,9 +99,9 @@ def check_padding(impl, seqs, value=0.0, what=""):
     want = torch_pad_sequence(seqs, batch_first=True, padding_value=value)
     dims = {3: "BTH", 2: "BT"}.get(want.dim())
     assert_close(padded, want, f"padded{what}", dims=dims, variants=pad_variants(seqs, value))
-    check_dtype(lengths, torch.long, "lengths", LENGTHS_INT64)
+    check_dtype(lengths, torch.long, f"lengths{what}", LENGTHS_INT64)
     T = want.shape[1]
-    assert_close(lengths, long([len(s) for s in seqs]), "lengths", dims="B",
+    assert_close(lengths, long([len(s) for s in seqs]), f"lengths{what}", dims="B",
                  variants={"every length is T_max: count each sequence's own steps, s.shape[0]":
                            torch.full((len(seqs),), T)})
 
@@ -140,7 +141,9 @@ def test_pad_sequence_passes_each_gradient_back_to_its_sequence(impl):
     g = rand(3, 5, 2)
     res = impl.call("pad_sequence", seqs, grad_outputs=(g, None))
     for i, (got, s) in enumerate(zip(res.args[0], seqs)):
-        assert_close(grad_of(got, f"sequence {i}"), g[i, : len(s)], f"d padded / d sequence {i}", dims="TH")
+        assert_close(grad_of(got, f"sequence {i}"), g[i, : len(s)], f"d padded / d sequence {i}", dims="TH",
+                     variants={"padded on the left: each sequence must start at step 0, with the padding after it":
+                               g[i, g.shape[1] - len(s):]})
 
 
 # -- lengths_to_mask -----------------------------------------------------------
@@ -151,7 +154,8 @@ def mask_variants(lengths, T):
         "compared with <= instead of <: step `length` is already padding (steps count from 0)": lambda: steps <= n,
         "the mask is inverted: True must mark the real steps, False the padding": lambda: steps >= n,
         "the real steps were put at the end (left padding): they are the first `length` steps": lambda: steps >= T - n,
-        "`max_len` was ignored: when given, the mask has max_len columns": lambda: mask_of(lengths.tolist(), int(lengths.max())),
+        "`max_len` was ignored: when given, the mask has max_len columns":
+            lambda: mask_of(lengths.tolist(), int(lengths.max())),
     }
 
 
@@ -203,39 +207,36 @@ def mean_variants(x, mask, dim):
             lambda: torch.where(~mask, x, 0.0).sum(dim) / count.clamp_min(1),
         "the mask is inverted: True marks the real positions": lambda: brute_masked_mean(x, ~mask, dim),
         "the count was taken from the mask before broadcasting: a mask of size 1 along `dim` stands for every "
-        "position of it, so expand the mask to x's shape before summing it": lambda: zeroed.sum(dim) / mask.sum(dim).clamp_min(1),
+        "position of it, so expand the mask to x's shape before summing it":
+            lambda: zeroed.sum(dim) / mask.sum(dim).clamp_min(1),
         "divided by a count of 0: clamp the count to at least 1 so an all-padded slice gives 0, not 0/0 = nan":
             lambda: zeroed.sum(dim) / count,
     }
 
 
-def mean_case(name):
-    """(x, mask, dim, output dims) for each case; lengths include 1 and T."""
-    if name == "x (B,T,H), mask (B,T,1), dim=1":
-        return rand(3, 5, 4), mask_of([3, 5, 1], 5)[..., None], 1, "BH"
-    if name == "x (B,T), mask (B,T), dim=-1":
-        return rand(4, 6), mask_of([2, 6, 4, 1], 6), -1, "B"
-    if name == "x (B,T,H), elementwise mask (B,T,H), dim=1":
-        mask = torch.rand(3, 5, 4) < 0.6
-        mask[:, 0] = True
-        return rand(3, 5, 4), mask, 1, "BH"
-    if name == "float32 time-major x (T,B,H), mask (T,B,1), dim=0":
-        return rand(5, 3, 2, dtype=f32), mask_of([4, 1, 5], 5).T[..., None], 0, "BH"
-    if name == "x (B,T,H), mask (B,T,1), dim=2: the mask broadcasts along the averaged dim":
-        return rand(3, 4, 5), mask_of([2, 4, 1], 4)[..., None], 2, "BT"
-    raise KeyError(name)
+def elementwise_mask(*shape):
+    mask = torch.rand(*shape) < 0.6
+    mask[:, 0] = True  # every (b, h) keeps a real step: empty slices are tested on their own
+    return mask
 
 
-MEAN_CASES = ["x (B,T,H), mask (B,T,1), dim=1", "x (B,T), mask (B,T), dim=-1",
-              "x (B,T,H), elementwise mask (B,T,H), dim=1", "float32 time-major x (T,B,H), mask (T,B,1), dim=0",
-              "x (B,T,H), mask (B,T,1), dim=2: the mask broadcasts along the averaged dim"]
+# name -> () -> (x, mask, dim, output dims); the lengths include 1 and T.
+MEAN_CASES = {
+    "x (B,T,H), mask (B,T,1), dim=1": lambda: (rand(3, 5, 4), mask_of([3, 5, 1], 5)[..., None], 1, "BH"),
+    "x (B,T), mask (B,T), dim=-1": lambda: (rand(4, 6), mask_of([2, 6, 4, 1], 6), -1, "B"),
+    "x (B,T,H), elementwise mask (B,T,H), dim=1": lambda: (rand(3, 5, 4), elementwise_mask(3, 5, 4), 1, "BH"),
+    "float32 time-major x (T,B,H), mask (T,B,1), dim=0":
+        lambda: (rand(5, 3, 2, dtype=f32), mask_of([4, 1, 5], 5).T[..., None], 0, "BH"),
+    "x (B,T,H), mask (B,T,1), dim=2: the mask broadcasts along the averaged dim":
+        lambda: (rand(3, 4, 5), mask_of([2, 4, 1], 4)[..., None], 2, "BT"),
+}
 
 
 @pytest.mark.public
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", MEAN_CASES)
 def test_masked_mean_averages_over_the_real_positions_only(impl, case):
-    x, mask, dim, dims = mean_case(case)
+    x, mask, dim, dims = MEAN_CASES[case]()
     assert_close(impl.masked_mean(x, mask, dim=dim), brute_masked_mean(x, mask, dim), f"masked_mean ({case})",
                  dims=dims, variants=mean_variants(x, mask, dim))
 
@@ -290,7 +291,8 @@ def token_losses(logits, targets, mask):
 def loss_variants(logits, targets, mask):
     tok = lambda: token_losses(logits, targets, mask)  # noqa: E731
     real = lambda: (tok() * mask).sum()  # noqa: E731
-    naive = lambda: logits.exp().sum(-1).log() - logits.gather(-1, targets.masked_fill(~mask, 0)[..., None])[..., 0]  # noqa: E731
+    picked = lambda: logits.gather(-1, targets.masked_fill(~mask, 0)[..., None])[..., 0]  # noqa: E731
+    naive = lambda: logits.exp().sum(-1).log() - picked()  # noqa: E731
     return {
         "averaged over all B*T positions, padding included: divide by the number of real tokens, mask.sum()":
             lambda: real() / mask.numel(),
@@ -363,7 +365,8 @@ def test_masked_cross_entropy_ignores_any_target_value_at_the_padding(impl):
                        f"padding_value={IGNORE}) makes them: point them at a valid class (targets.masked_fill(~mask, 0)) "
                        "before gather or indexing"):
         got = impl.masked_cross_entropy(logits, targets, mask)
-    assert_close(got, torch_loss(logits, targets, mask), f"loss with target {IGNORE} at the padded steps")
+    assert_close(got, torch_loss(logits, targets, mask), f"loss with target {IGNORE} at the padded steps",
+                 variants=loss_variants(logits, targets, mask))
 
 
 @pytest.mark.points(1)
@@ -390,7 +393,8 @@ def last_variants(outputs, lengths):
         "took the last step T-1 of every row, which is padding for the shorter sequences": lambda: outputs[:, -1],
         "outputs[:, lengths - 1] pairs every row with every length: index rows and steps together, "
         "outputs[torch.arange(B), lengths - 1]": lambda: outputs[:, lengths - 1],
-        "counted the steps from the end (left padding): the real steps are 0 .. length-1": lambda: outputs[rows, T - lengths],
+        "counted the steps from the end (left padding): the real steps are 0 .. length-1":
+            lambda: outputs[rows, T - lengths],
         "took the first step, not the last real one": lambda: outputs[:, 0],
     }
 
@@ -419,6 +423,9 @@ def test_last_valid_picks_step_length_minus_one_of_each_sequence(impl, case):
 @pytest.mark.points(1)
 def test_last_valid_gradient_reaches_only_the_picked_steps(impl):
     outputs, g, lengths = rand(3, 5, 2, grad=True), rand(3, 2), long([4, 1, 5])
+    # The output first: a backward pass cannot even start from an output of the wrong shape.
+    assert_close(impl.last_valid(outputs, lengths), brute_last(outputs, lengths), "last_valid for lengths 4,1,5",
+                 dims="BH", variants=last_variants(outputs, lengths))
     res = impl.call("last_valid", outputs, lengths, grad_outputs=g)
     variants = {cause: (lambda cause=cause: grads(lambda o: last_variants(o, lengths)[cause](), [outputs], g)[0])
                 for cause in last_variants(outputs, lengths)}

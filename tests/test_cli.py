@@ -1,0 +1,173 @@
+"""The seqlings command, driven through click's CliRunner in a throwaway workspace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from grader import course
+from grader.cli import cli
+
+ROOT = course.kit_root()
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A learner's workspace: pristine stubs in exercises/, its own progress database."""
+    shutil.copytree(ROOT / "exercises", tmp_path / "exercises")
+    monkeypatch.setenv("SEQLINGS_HOME", str(tmp_path))
+    monkeypatch.delenv("SEQLINGS_DB", raising=False)
+    return tmp_path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def commands():
+    return sorted(cli.commands)
+
+
+@pytest.mark.parametrize("name", commands())
+def test_every_command_has_help_with_an_example_and_is_in_the_readme(name):
+    result = run(name, "--help")
+    assert result.exit_code == 0
+    assert cli.commands[name].help and "Example:" in result.output
+    assert f"seqlings {name}" in (ROOT / "README.md").read_text(), f"document `seqlings {name}` in README.md"
+
+
+def test_help_and_list_do_not_import_torch(workspace):
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom grader.cli import cli\n"
+            "for args in (['--help'], ['list'], ['show', 'sdpa'], ['hint', 'sdpa']):\n"
+            "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_list_shows_every_topic_not_started(workspace):
+    result = run("list")
+    assert result.exit_code == 0
+    for name in course.names():
+        assert name in result.output
+    assert "not started" in result.output
+
+
+def test_unknown_topic_is_a_one_line_usage_error(workspace):
+    result = CliRunner().invoke(cli, ["show", "sdpx"])
+    assert result.exit_code == 2
+    assert "unknown topic 'sdpx'" in result.output and "Did you mean 'sdpa'" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_hints_come_one_at_a_time_and_stop_at_the_last(workspace):
+    n = len(course.topic("sdpa").hints)
+    outputs = [run("hint", "sdpa").output for _ in range(n + 1)]
+    assert outputs[0].startswith("Hint 1/") and outputs[1].startswith("Hint 2/")
+    assert outputs[-1].startswith(f"Hint {n}/{n}")
+    assert CliRunner().invoke(cli, ["hint", "sdpa", "99"]).exit_code == 2
+
+
+def test_check_reference_gives_full_marks_and_a_json_report(workspace):
+    result = run("check", "sdpa", "--impl", "reference", "--json", "-")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["topic"] == "sdpa" and report["score"] == report["max_score"] > 0
+    assert set(report) == {"topic", "impl", "device", "score", "max_score", "duration_s", "tests"}
+    assert {t["outcome"] for t in report["tests"]} == {"passed"}
+
+
+def test_check_of_the_stub_fails_and_records_progress(workspace):
+    result = run("check", "sdpa")
+    assert result.exit_code == 1
+    assert "not implemented yet" in result.output and "seqlings hint sdpa" in result.output
+    assert "failing (0/" in run("list").output
+
+
+def test_a_solved_exercise_is_listed_as_passed(workspace):
+    shutil.copy(ROOT / "reference" / "sdpa.py", workspace / "exercises" / "sdpa.py")
+    report_file = workspace / "r.json"
+    result = run("check", "sdpa", "--json", str(report_file))
+    assert result.exit_code == 0
+    assert json.loads(report_file.read_text())["score"] > 0
+    assert "passed" in run("list").output
+
+
+def test_check_several_topics_from_a_folder_writes_the_combined_report(workspace, tmp_path):
+    folder = tmp_path / "attempt"
+    folder.mkdir()
+    shutil.copy(ROOT / "reference" / "sdpa.py", folder / "sdpa.py")
+    shutil.copy(ROOT / "exercises" / "masking.py", folder / "masking.py")
+    result = run("check", "sdpa", "masking", "--impl", str(folder), "--json", "-")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert [t["topic"] for t in report["topics"]] == ["sdpa", "masking"]
+    assert report["score"] == report["topics"][0]["max_score"]
+    assert report["max_score"] == sum(t["max_score"] for t in report["topics"])
+
+
+@pytest.mark.parametrize("args,says", [
+    (["check", "sdpa", "--impl", "/no/such/file.py"], "no such file"),
+    (["check", "sdpa", "masking", "--impl", __file__], "grades one topic"),
+    (["check", "nope"], "unknown topic"),
+    (["check", "sdpa", "--device", "gpu"], "Invalid value"),
+    (["check", "sdpa", "--timeout", "0"], "Invalid value"),
+])
+def test_bad_check_usage_exits_2_without_a_traceback(workspace, args, says):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+
+
+def test_check_cuda_without_a_gpu_is_a_usage_error(workspace):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = CliRunner().invoke(cli, ["check", "sdpa", "--device", "cuda"])
+    assert result.exit_code == 2 and "no CUDA device" in result.output
+
+
+def test_a_deleted_exercise_is_reported_with_the_fix(workspace):
+    (workspace / "exercises" / "sdpa.py").unlink()
+    result = CliRunner().invoke(cli, ["check", "sdpa"])
+    assert result.exit_code == 2 and "seqlings reset sdpa" in result.output
+
+
+def test_reset_keeps_a_backup_and_restores_the_stub(workspace):
+    mine = workspace / "exercises" / "sdpa.py"
+    pristine = mine.read_text()
+    mine.write_text("# my precious attempt\n")
+    result = run("reset", "sdpa")
+    assert result.exit_code == 0
+    assert mine.read_text() == pristine
+    backups = list((workspace / ".seqlings" / "backups").glob("sdpa-*.py"))
+    assert len(backups) == 1 and backups[0].read_text() == "# my precious attempt\n"
+    assert "nothing to do" in run("reset", "sdpa").output
+    mine.write_text("# second attempt\n")
+    run("reset", "sdpa")
+    assert len(list((workspace / ".seqlings" / "backups").glob("sdpa-*.py"))) == 2
+
+
+def test_reset_recreates_a_deleted_exercise(workspace):
+    (workspace / "exercises" / "masking.py").unlink()
+    assert run("reset", "masking").exit_code == 0
+    assert "raise NotImplementedError" in (workspace / "exercises" / "masking.py").read_text()
+
+
+def test_progress_survives_a_crash_mid_write(workspace):
+    """A transaction that dies half way leaves the earlier records intact."""
+    from grader import progress
+
+    progress.record_check({"topic": "sdpa", "impl": "exercises/sdpa.py", "score": 1.0, "max_score": 2.0})
+    with pytest.raises(RuntimeError):
+        with progress.connect() as conn:
+            conn.execute("INSERT INTO checks (topic, impl, score, max_score, at, report) "
+                         "VALUES ('sdpa', 'exercises/sdpa.py', 2, 2, 1e12, '{}')")
+            raise RuntimeError("power cut")
+    assert progress.last_checks({"sdpa": "exercises/sdpa.py"}) == {"sdpa": (1.0, 2.0)}

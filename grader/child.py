@@ -22,6 +22,7 @@ import os
 import struct
 import sys
 import traceback
+import types
 
 # Tensors the parent accepts: nothing exotic, nothing that needs custom code.
 PLAIN_DTYPES = (
@@ -37,8 +38,13 @@ class WireError(ValueError):
 
 # -- encoding ----------------------------------------------------------------
 
-def encode(obj) -> tuple[bytes, bytes]:
-    """Turn plain data (with tensors) into (json bytes, safetensors bytes)."""
+def encode(obj, refs: dict | None = None) -> tuple[bytes, bytes]:
+    """Turn plain data (with tensors) into (json bytes, safetensors bytes).
+
+    With ``refs`` (the child's replies), an object that is not plain data
+    stays in the child, in ``refs``, and crosses as a handle the parent can
+    pass back (``rnn_forward``'s opaque cache, for example).
+    """
     import torch
     from safetensors.torch import save
 
@@ -83,6 +89,15 @@ def encode(obj) -> tuple[bytes, bytes]:
             return {"$generator": int(x.seed)}
         if isinstance(x, torch.Generator):
             return {"$generator": int(x.initial_seed())}
+        if isinstance(x, ScriptedDecoder):
+            return {"$decoder": {"emb": walk(x.emb), "w_h": walk(x.w_h), "w_out": walk(x.w_out),
+                                 "fed": [walk(t) for t in x.fed]}}
+        if isinstance(x, Ref):
+            return {"$ref": x.key}
+        if refs is not None:
+            key = len(refs) + 1
+            refs[key] = x
+            return {"$ref": key}
         raise WireError(f"cannot send a value of type {type(x).__name__}")
 
     header = json.dumps(walk(obj)).encode()
@@ -90,7 +105,8 @@ def encode(obj) -> tuple[bytes, bytes]:
     return header, blob
 
 
-def decode(header: bytes, blob: bytes, *, child_side: bool = False, device: str = "cpu"):
+def decode(header: bytes, blob: bytes, *, child_side: bool = False, device: str = "cpu",
+           refs: dict | None = None):
     """Inverse of ``encode``. Rejects anything that is not plain data.
 
     On the child side tensors are moved to ``device`` and leaf tensors get
@@ -150,6 +166,17 @@ def decode(header: bytes, blob: bytes, *, child_side: bool = False, device: str 
         if "$generator" in x:
             seed = int(x["$generator"])
             return torch.Generator().manual_seed(seed) if child_side else Seeded(seed)
+        if "$decoder" in x:
+            d = x["$decoder"]
+            return ScriptedDecoder(walk(d["emb"]), walk(d["w_h"]), walk(d["w_out"]),
+                                   fed=[walk(t) for t in d.get("fed", [])])
+        if "$ref" in x:
+            key = int(x["$ref"])
+            if not child_side:
+                return Ref(key)
+            if refs is None or key not in refs:
+                raise WireError("a handle from an earlier process was passed back; the process was restarted")
+            return refs[key]
         raise WireError("malformed frame")
 
     return walk(json.loads(header))
@@ -169,6 +196,40 @@ class OneShot:
 
     def __init__(self, items):
         self.items = list(items)
+
+
+class Ref:
+    """A handle to an object that stays in the child (never its contents)."""
+
+    def __init__(self, key: int):
+        self.key = int(key)
+
+    def __repr__(self) -> str:
+        return f"<object kept in the submission's process #{self.key}>"
+
+
+class ScriptedDecoder:
+    """A tiny RNN decoder ``step_fn(tokens (B,), h (B,H)) -> (logits (B,V), h)`` that records its inputs.
+
+    h' = tanh(emb[tokens] + h @ w_h), logits = h' @ w_out.T with emb (V,H),
+    w_h (H,H), w_out (V,H). Built in the child from its weights (plain data),
+    so the grader can hand the submission a decoder without sending code, and
+    read back exactly which tokens it was fed (``fed``, one (B,) tensor per step).
+    """
+
+    def __init__(self, emb, w_h, w_out, fed=None):
+        self.emb, self.w_h, self.w_out = emb, w_h, w_out
+        self.fed = list(fed or [])
+
+    def __call__(self, tokens, state):
+        import torch
+
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.dtype != torch.int64:
+            raise TypeError(f"step_fn expects tokens as a (B,) int64 tensor, got "
+                            f"{getattr(tokens, 'dtype', type(tokens).__name__)} of shape {tuple(getattr(tokens, 'shape', ()))}")
+        self.fed.append(tokens.detach().clone())
+        h = torch.tanh(self.emb[tokens] + state @ self.w_h)  # (B, H)
+        return h @ self.w_out.T, h  # (B, V), (B, H)
 
 
 class OnceIter:
@@ -236,11 +297,15 @@ class Guard:
             owner, attr, target = _resolve(name)
             if target is None:
                 continue
-            self.originals[id(target)] = name
-            try:
-                setattr(owner, attr, self._blocker(name))
-            except (AttributeError, TypeError):
-                pass  # read-only attribute: the function mode below still sees it
+            if isinstance(target, types.ModuleType):
+                # A whole namespace is off limits: block what it defines, keep the module
+                # object itself, which torch's own code may still reach through.
+                for sub in dir(target):
+                    value = getattr(target, sub, None)
+                    if not sub.startswith("_") and callable(value) and not isinstance(value, types.ModuleType):
+                        self._block(target, sub, value, f"{name}.{sub}")
+                continue
+            self._block(owner, attr, target, name)
         guard = self
 
         class Mode(torch.overrides.TorchFunctionMode):
@@ -251,6 +316,13 @@ class Guard:
                 return func(*args, **(kwargs or {}))
 
         self.mode = Mode
+
+    def _block(self, owner, attr: str, target, name: str) -> None:
+        self.originals[id(target)] = name
+        try:
+            setattr(owner, attr, self._blocker(name))
+        except (AttributeError, TypeError):
+            pass  # read-only attribute: the function mode below still sees it
 
     def hit(self, name: str):
         self.hits.append(name)
@@ -310,9 +382,11 @@ def serve(fd_in: int, fd_out: int) -> None:
     device = "cpu"
     guard = None
 
+    refs: dict = {}
+
     def reply(obj):
         try:
-            header, blob = encode(obj)
+            header, blob = encode(obj, refs)
         except Exception as exc:  # e.g. the submission returned an object we do not send
             header, blob = encode({"ok": False, "kind": "error", "type": "TypeError",
                                    "message": f"returned a value that is not plain data: {exc}"})
@@ -323,7 +397,7 @@ def serve(fd_in: int, fd_out: int) -> None:
             header, blob = read_frame(fd_in)
         except EOFError:
             return
-        msg = decode(header, blob, child_side=True, device=device)
+        msg = decode(header, blob, child_side=True, device=device, refs=refs)
         op = msg.get("op")
         if op == "load":
             path, device = msg["path"], msg["device"]

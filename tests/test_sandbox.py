@@ -11,7 +11,7 @@ import torch
 
 from grader import forbidden
 from grader.child import OneShot, decode, encode
-from grader.sandbox import ForbiddenCall, Limits, Submission, SubmissionError, SubmissionTimeout
+from grader.sandbox import ForbiddenCall, Limits, Submission
 from tests import helpers
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
@@ -73,6 +73,14 @@ def uses_helper(x): return helper(x)
 def sneaky(x): return getattr(torch, "soft" + "max")(x, -1)
 def on_fixed_device(x): return torch.zeros(3, device="cpu")
 def gives_object(x): return object()
+def double_ref(r): return type(r).__name__
+def packs(x):
+    rnn = getattr(__import__("torch.nn.utils.rnn").nn.utils, "r" + "nn")
+    return rnn.pad_sequence([x])
+def run_decoder(step, h):
+    logits, h = step(torch.tensor([1, 1]), h)
+    logits, h = step(torch.tensor([4, 2]), h)
+    return logits
 '''
 
 
@@ -80,7 +88,7 @@ def gives_object(x): return object()
 def sub(tmp_path_factory):
     path = tmp_path_factory.mktemp("sub") / "mod.py"
     path.write_text(SOURCE)
-    names = ["torch.softmax", "torch.Tensor.softmax"]
+    names = ["torch.softmax", "torch.Tensor.softmax", "torch.nn.utils.rnn"]
     s = Submission(path, "mod", forbidden=names, tainted=forbidden.tainted(SOURCE, names),
                    limits=Limits(call_timeout=10))
     yield s
@@ -121,9 +129,30 @@ def test_names_built_at_run_time_are_caught_in_the_child(sub):
         sub.sneaky(torch.ones(2))
 
 
-def test_objects_that_are_not_plain_data_are_refused(sub):
-    with pytest.raises(SubmissionError, match="not plain data"):
-        sub.gives_object(torch.ones(2))
+def test_a_forbidden_namespace_blocks_everything_in_it(sub):
+    with pytest.raises(ForbiddenCall, match="torch.nn.utils.rnn.pad_sequence"):
+        sub.packs(torch.ones(2))
+
+
+def test_objects_that_are_not_plain_data_stay_in_the_child_as_handles(sub):
+    from grader.child import Ref
+
+    ref = sub.gives_object(torch.ones(2))
+    assert isinstance(ref, Ref)
+    assert sub.double_ref(ref) is not None
+
+
+def test_a_scripted_decoder_records_what_it_was_fed(sub):
+    from grader.child import ScriptedDecoder
+
+    V, H = 5, 3
+    dec = ScriptedDecoder(torch.randn(V, H), torch.randn(H, H), torch.randn(V, H))
+    res = sub.call("run_decoder", dec, torch.zeros(2, H))
+    fed = res.args[0].fed
+    assert [t.tolist() for t in fed] == [[1, 1], [4, 2]]
+    expected, h = dec(torch.tensor([1, 1]), torch.zeros(2, H))
+    expected, _ = dec(torch.tensor([4, 2]), h)
+    torch.testing.assert_close(res.value, expected)
 
 
 def test_the_child_does_not_see_the_kit(tmp_path):

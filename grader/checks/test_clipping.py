@@ -28,7 +28,7 @@ SHAPES = [(4, 3), (), (5,), (2, 3, 2), (1,), (3, 1)]
 NO_GRAD = (3,)
 
 
-def name(dtype):
+def dtname(dtype):
     return str(dtype).removeprefix("torch.")
 
 
@@ -240,7 +240,7 @@ TWICE = ("`parameters` was iterated twice: a generator such as model.parameters(
          "time; collect the gradients into a list in ONE pass and use that list")
 
 CASES = [(f64, 1.0), (f64, 2.0), (f64, 3.5), (f64, INF), (f32, 2.0), (f32, INF)]
-CASE_IDS = [f"{name(d)}-p={p}" for d, p in CASES]
+CASE_IDS = [f"{dtname(d)}-p={p}" for d, p in CASES]
 
 
 @pytest.mark.public
@@ -250,7 +250,7 @@ def test_returned_norm_is_the_total_norm_over_all_gradients(impl, dtype, norm_ty
     params = make_params(dtype=dtype)
     want_norm, _ = torch_clip_norm(params, 0.5, norm_type)
     res = call_clip_norm(impl, params, 0.5, norm_type=norm_type)
-    assert_norm(res.value, want_norm, f"total norm (norm_type={norm_type}, {name(dtype)})",
+    assert_norm(res.value, want_norm, f"total norm (norm_type={norm_type}, {dtname(dtype)})",
                 norm_variants(grads(params), 0.5, norm_type))
 
 
@@ -261,14 +261,14 @@ def test_gradients_above_max_norm_are_scaled_like_torch(impl, dtype, norm_type):
     params = make_params(dtype=dtype)
     _, want = torch_clip_norm(params, 0.5, norm_type)
     res = call_clip_norm(impl, params, 0.5, norm_type=norm_type)
-    assert_params(res.args[0], want, params, f"max_norm=0.5, norm_type={norm_type}, {name(dtype)}",
+    assert_params(res.args[0], want, params, f"max_norm=0.5, norm_type={norm_type}, {dtname(dtype)}",
                   grad_variants(grads(params), 0.5, norm_type))
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("dtype", [f64, f32], ids=["float64", "float32"])
 def test_gradients_below_max_norm_are_left_as_they_are(impl, dtype):
-    check_clip_norm(impl, make_params(dtype=dtype), 100.0, f"max_norm=100 above the norm, {name(dtype)}")
+    check_clip_norm(impl, make_params(dtype=dtype), 100.0, f"max_norm=100 above the norm, {dtname(dtype)}")
 
 
 @pytest.mark.points(1)
@@ -291,12 +291,12 @@ def test_the_1e_6_shows_for_small_gradients(impl, dtype):
     want_norm, want = torch_clip_norm(params, 1e-4)
     res = call_clip_norm(impl, params, 1e-4)
     gs = grads(params)
-    assert_norm(res.value, want_norm, f"total norm of small gradients ({name(dtype)})")
+    assert_norm(res.value, want_norm, f"total norm of small gradients ({dtname(dtype)})")
     old = torch.cat([g.flatten() for g in gs])
     new = torch.cat([p.grad.flatten() for p in res.args[0]])
     t = total(gs, 2.0)
     assert_close(new / old, torch.cat([p.grad.flatten() for p in want]) / old,
-                 f"factor new grad / old grad with total norm {float(t):.3g} and max_norm=1e-4 ({name(dtype)})",
+                 f"factor new grad / old grad with total norm {float(t):.3g} and max_norm=1e-4 ({dtname(dtype)})",
                  variants={"the 1e-6 was left out: the factor is max_norm / (total_norm + 1e-6), capped at 1":
                            (1e-4 / t).expand_as(old),
                            "the gradients were not changed: scale each p.grad in place (g.mul_(coef))":
@@ -414,9 +414,9 @@ def test_large_gradients_are_clipped_like_torch(impl, dtype, top):
     res = call_clip_norm(impl, params, 1.0)
     overflow = ("the norm overflowed to inf, so every gradient became 0: it was accumulated in float32 "
                 "(torch.tensor(0.) and torch.zeros(()) are float32); keep the gradients' dtype")
-    assert_norm(res.value, want_norm, f"total norm of gradients from 1e4 to {top:g} ({name(dtype)})",
+    assert_norm(res.value, want_norm, f"total norm of gradients from 1e4 to {top:g} ({dtname(dtype)})",
                 {overflow: lambda: torch.tensor(INF, dtype=dtype), **norm_variants(gs, 1.0, 2.0)})
-    assert_params(res.args[0], want, params, f"gradients from 1e4 to {top:g} ({name(dtype)})",
+    assert_params(res.args[0], want, params, f"gradients from 1e4 to {top:g} ({dtname(dtype)})",
                   {overflow: [torch.zeros_like(g) for g in gs], **grad_variants(gs, 1.0, 2.0)})
 
 
@@ -453,7 +453,7 @@ def check_clip_value(impl, params, clip_value, what, send=None, unchanged=None):
                          ids=["float64-0.1", "float64-0.5", "float32-2.0"])
 def test_clip_grad_value_clamps_every_gradient_in_place(impl, dtype, clip_value):
     params = make_params(dtype=dtype, scale=1.5)
-    check_clip_value(impl, params, clip_value, f"clip_grad_value(clip_value={clip_value}, {name(dtype)})")
+    check_clip_value(impl, params, clip_value, f"clip_grad_value(clip_value={clip_value}, {dtname(dtype)})")
 
 
 @pytest.mark.points(1)

@@ -249,6 +249,61 @@ def _write_json(reports: list[dict], target: str | None) -> None:
 
 
 @cli.command()
+@click.argument("topic", required=False)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Device the code runs on.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=0.5, show_default=True,
+              help="Seconds between looks at the file.")
+def watch(topic: str | None, device: str, interval: float) -> None:
+    """Re-check a topic every time you save it; move on to the next topic when it passes.
+
+    Starts at TOPIC, or at the first topic not passed yet. Ctrl-C stops.
+
+    \b
+    Example:
+        seqlings watch sdpa
+    """
+    from grader import engine, progress
+
+    order = list(course.topics())
+    if topic is None:
+        files = {t.name: engine.display_path(t.exercise) for t in order}
+        last = progress.last_checks(files)
+        pending = [t for t in order if last.get(t.name, (0, 1))[0] != last.get(t.name, (0, 1))[1]]
+        if not pending:
+            click.echo("every topic is passed already")
+            return
+        current = pending[0]
+    else:
+        current = _topics((topic,))[0]
+    console = _console()
+    seen = None
+    while True:
+        try:
+            stamp = current.exercise.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise UserError(f"{current.exercise} is missing; run `seqlings reset {current.name}`") from None
+        if stamp != seen:
+            seen = stamp
+            console.rule(f"{current.name} · {time.strftime('%H:%M:%S')}")
+            report = engine.grade(current.name, current.exercise, device=device,
+                                  on_test=lambda r: _print_test(console, r) if r["outcome"] != "passed" else None)
+            progress.record_check(report)
+            console.print(f"  [bold]{report['score']:g}/{report['max_score']:g}[/] points")
+            if report["score"] == report["max_score"]:
+                later = order[order.index(current) + 1:]
+                if not later:
+                    console.print("[green]Every topic done.[/]")
+                    return
+                current, seen = later[0], None
+                console.print(f"[green]{report['topic']} passed.[/] Next: [bold]{current.name}[/] "
+                              f"({engine.display_path(current.exercise)})")
+                continue
+            console.print(f"[dim]waiting for you to save {engine.display_path(current.exercise)} (Ctrl-C stops)[/]")
+        time.sleep(interval)
+
+
+@cli.command()
 @click.argument("topic")
 def reset(topic: str) -> None:
     """Restore the pristine stub of TOPIC; your version is kept as a backup.

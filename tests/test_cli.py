@@ -171,3 +171,21 @@ def test_progress_survives_a_crash_mid_write(workspace):
                          "VALUES ('sdpa', 'exercises/sdpa.py', 2, 2, 1e12, '{}')")
             raise RuntimeError("power cut")
     assert progress.last_checks({"sdpa": "exercises/sdpa.py"}) == {"sdpa": (1.0, 2.0)}
+
+
+def test_watch_moves_on_when_a_topic_passes(workspace, monkeypatch):
+    """Solve sdpa before watching: watch checks it, sees full marks and moves to the next topic."""
+    import grader.cli as cli_module
+
+    shutil.copy(ROOT / "reference" / "sdpa.py", workspace / "exercises" / "sdpa.py")
+    order = course.names()
+    nxt = order[order.index("sdpa") + 1] if order[-1] != "sdpa" else None
+
+    def stop(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module.time, "sleep", stop)
+    result = CliRunner().invoke(cli, ["watch", "sdpa"])
+    assert "sdpa passed" in result.output or "Every topic done" in result.output
+    if nxt:
+        assert f"Next: {nxt}" in result.output

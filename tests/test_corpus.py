@@ -65,3 +65,17 @@ def test_corpus_is_big_enough(topic):
     n_wrong = len(helpers.mutants(topic)) + len(helpers.wrong_files(topic))
     assert n_wrong >= 8, f"{topic}: {n_wrong} wrong solutions in tests/corpus/{topic}/, at least 8 wanted"
     assert len(helpers.alternatives(topic)) >= 2, f"{topic}: at least 2 alt_*.py correct alternatives wanted"
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _has_cuda(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("topic", TOPICS)
+def test_reference_gets_full_marks_on_cuda(topic):
+    report = helpers.grade(topic, "reference", device="cuda")
+    assert report["device"] == "cuda"
+    assert report["score"] == report["max_score"], helpers.summary(report)

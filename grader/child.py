@@ -81,6 +81,10 @@ def encode(obj, refs: dict | None = None) -> tuple[bytes, bytes]:
             return [walk(v) for v in x]
         if isinstance(x, dict):
             if not all(isinstance(k, str) for k in x):
+                if refs is not None:  # not plain data: it stays in the child as a handle
+                    key = len(refs) + 1
+                    refs[key] = x
+                    return {"$ref": key}
                 raise WireError("only dicts with string keys can be sent")
             return {"$dict": [[k, walk(v)] for k, v in x.items()]}
         if isinstance(x, (OneShot, OnceIter)):
@@ -281,6 +285,10 @@ def read_frame(fd: int) -> tuple[bytes, bytes]:
 
 # -- the child's side ----------------------------------------------------------
 
+class _GraderSide(Exception):
+    """A problem the grader found in the child (not an exception of the submission's code)."""
+
+
 class ForbiddenCall(Exception):
     """Raised in the child when the submission calls an off-limits function."""
 
@@ -388,8 +396,8 @@ def serve(fd_in: int, fd_out: int) -> None:
         try:
             header, blob = encode(obj, refs)
         except Exception as exc:  # e.g. the submission returned an object we do not send
-            header, blob = encode({"ok": False, "kind": "error", "type": "TypeError",
-                                   "message": f"returned a value that is not plain data: {exc}"})
+            header, blob = encode({"ok": False, "kind": "error", "type": "TypeError", "sentence": True,
+                                   "message": f"your function returned a value that cannot be sent back: {exc}"})
         write_frame(fd_out, header, blob)
 
     while True:
@@ -432,6 +440,10 @@ def serve(fd_in: int, fd_out: int) -> None:
                     grad_outputs = msg.get("grad_outputs")
                     if grad_outputs is not None:
                         _backward(value, grad_outputs, autograd_backward)
+            except _GraderSide as exc:
+                reply({"ok": False, "kind": "error", "type": "Shape", "message": f"`{msg['fn']}` {exc}",
+                       "sentence": True})
+                continue
             except BaseException as exc:  # noqa: BLE001
                 kind, text = _format_exception(exc, path)
                 reply({"ok": False, "kind": "forbidden" if guard.hits else "error",
@@ -448,13 +460,31 @@ def serve(fd_in: int, fd_out: int) -> None:
 
 
 def _backward(value, grad_outputs, autograd_backward):
-    """Backpropagate ``grad_outputs`` (same structure as the tensor outputs)."""
+    """Backpropagate ``grad_outputs``, which mirrors the (possibly nested) outputs; None skips one."""
     import torch
 
-    outs = value if isinstance(value, (tuple, list)) else (value,)
-    grads = grad_outputs if isinstance(grad_outputs, (tuple, list)) else (grad_outputs,)
-    pairs = [(o, g) for o, g in zip(outs, grads)
-             if isinstance(o, torch.Tensor) and g is not None and o.requires_grad]
+    pairs = []
+
+    def pair(o, g, where):
+        if g is None:
+            return
+        if isinstance(g, torch.Tensor):
+            if not isinstance(o, torch.Tensor):
+                raise _GraderSide(f"returned {type(o).__name__} at {where or 'the top'} where a tensor was expected, "
+                                  "so its gradient could not be checked")
+            if o.shape != g.shape:
+                raise _GraderSide(f"returned shape {tuple(o.shape)} at {where or 'the output'} where "
+                                  f"{tuple(g.shape)} was expected, so its gradient could not be checked")
+            if o.requires_grad:
+                pairs.append((o, g))
+            return
+        if not isinstance(o, (tuple, list)) or len(o) != len(g):
+            raise _GraderSide(f"returned {type(o).__name__} at {where or 'the top'} where a "
+                              f"{len(g)}-tuple was expected, so its gradient could not be checked")
+        for i, (oi, gi) in enumerate(zip(o, g)):
+            pair(oi, gi, f"{where}[{i}]")
+
+    pair(value, grad_outputs, "")
     if pairs:
         autograd_backward([o for o, _ in pairs], [g.to(o.device, o.dtype) for o, g in pairs])
 

@@ -6,11 +6,17 @@ device, score, max_score, duration_s and one entry per test.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 from grader import course
+
+
+# pytest keeps global state: one grading run at a time per process (threads queue up here;
+# run several processes to grade in parallel).
+_LOCK = threading.Lock()
 
 
 class GraderError(RuntimeError):
@@ -80,7 +86,8 @@ def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "aut
     if memory_mb:
         args += ["--grade-memory", str(memory_mb)]
     start = time.monotonic()
-    code = pytest.main(args, plugins=[recorder])
+    with _LOCK:
+        code = pytest.main(args, plugins=[recorder])
     if recorder.problems or (code not in (0, 1) and not recorder.tests):
         raise GraderError(f"the grader for {topic.name} did not run (pytest exit {int(code)}): "
                           + "; ".join(recorder.problems)[:2000])

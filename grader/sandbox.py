@@ -248,7 +248,9 @@ class Submission:
                 raise SubmissionError(message)
             raise SubmissionError(f"`{fn}` raised {message}")
         result = Result(reply.get("value"), list(reply.get("args", [])), dict(reply.get("kwargs", {})))
-        self._check_devices(fn, result.value)
+        if any(True for _ in _tensors((list(args), kwargs))):
+            # Only a function given tensors can be held to their device.
+            self._check_devices(fn, result.value)
         if not mutates:
             _check_untouched(fn, list(args), result.args, kwargs, result.kwargs)
         return result

@@ -52,7 +52,8 @@ def test_stub_and_reference_define_exactly_the_contract_functions(topic):
 @pytest.mark.parametrize("topic", TOPICS)
 def test_every_stub_body_raises_not_implemented(topic):
     tree = ast.parse((ROOT / "exercises" / f"{topic}.py").read_text())
-    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+    given = set(course.topic(topic).todo.get("_given", []))
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name not in given):
         assert isinstance(fn.body[-1], ast.Raise), f"exercises/{topic}.py: {fn.name} must end in raise NotImplementedError"
 
 

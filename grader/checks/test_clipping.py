@@ -70,6 +70,37 @@ def torch_clip_value(params, clip_value):
 # -- wrong variants ------------------------------------------------------------------
 # Each builds, from the original gradients, what one mistake returns: a total
 # norm, or the list of clipped gradients (None where a parameter has none).
+# The keys are the likely causes a learner reads.
+
+PER_TENSOR = "the per-tensor norms were returned: return ONE total norm over all gradients, a 0-d tensor"
+SUMMED = ("the per-tensor norms were added up: the total is the p-norm OF the per-tensor norms, "
+          "(sum_i ||g_i||_p^p)^(1/p) (for inf their max), not their sum")
+IGNORED_P = "norm_type was ignored: the 2-norm was used whatever norm_type says"
+TWO_NORM_OF_NORMS = "the per-tensor p-norms were combined with a 2-norm: combine them with the same norm_type"
+NO_ROOT = "the final root was left out: the total is (sum_i ||g_i||_p^p)^(1/p), not sum_i ||g_i||_p^p"
+INF_AS_SUM = ("norm_type=inf went through the p-sum formula, (sum |g|^inf)^(1/inf) = 1 or nan: "
+              "the inf-norm is the largest |g| over all gradients")
+AFTER = "the norm AFTER clipping was returned: return the total norm computed before scaling"
+OWN_NORM = ("each gradient was scaled by its own norm: clipping by norm uses ONE total norm over all "
+            "gradients together, so every gradient gets the same factor")
+TO_ONE = "the gradients were scaled to norm 1, not max_norm: multiply by max_norm / (norm + 1e-6)"
+UP = ("the gradients were scaled UP although the norm is below max_norm: "
+      "the factor is min(1, max_norm / (norm + 1e-6))")
+GATED = ("the gradients were only scaled when the norm is above max_norm: PyTorch always multiplies by "
+         "min(1, max_norm / (norm + 1e-6)), which is below 1 also when norm == max_norm")
+UNCHANGED = ("the gradients were not changed: scale each p.grad in place (g.mul_(coef)); "
+             "`g = g * coef` only rebinds a local name")
+NO_EPS = "the 1e-6 was left out: the factor is max_norm / (total_norm + 1e-6), capped at 1"
+NAN_SKIPPED = ("the gradients were left alone although the total norm is nan: PyTorch always multiplies by "
+               "clamp(max_norm / (norm + 1e-6), max=1), which is nan here, so every gradient becomes nan; "
+               "`if coef < 1` and Python's min(1, nan) skip that")
+OVERFLOW = ("the norm overflowed to inf, so every gradient became 0: it was accumulated in float32 "
+            "(torch.tensor(0.) and torch.zeros(()) are float32); keep the gradients' dtype")
+ROWS = ("a single tensor was iterated over its rows (which have no .grad): wrap it in a list first, "
+        "if isinstance(parameters, torch.Tensor): parameters = [parameters]")
+TWICE = ("`parameters` was iterated twice: a generator such as model.parameters() is empty the second "
+         "time; collect the gradients into a list in ONE pass and use that list")
+
 
 def grads(params):
     return [p.grad for p in params]
@@ -102,30 +133,24 @@ def p_sum_with_inf(gs):
 
 
 def norm_variants(gs, max_norm, p):
-    """Wrong total norms, keyed by the likely cause."""
+    """Wrong total norms."""
     n = per_tensor(gs, p)
     out = {
-        "the per-tensor norms were returned: return ONE total norm over all gradients, a 0-d tensor":
-            lambda: n,
-        "the per-tensor norms were added up: the total is the p-norm OF the per-tensor norms, "
-        "(sum_i ||g_i||_p^p)^(1/p) (for inf their max), not their sum": lambda: n.sum(),
-        "norm_type was ignored: the 2-norm was used whatever norm_type says": lambda: total(gs, 2.0),
-        "the per-tensor p-norms were combined with a 2-norm: combine them with the same norm_type":
-            lambda: torch.linalg.vector_norm(n, 2.0),
-        "the final root was left out: the total is (sum_i ||g_i||_p^p)^(1/p), not sum_i ||g_i||_p^p":
-            lambda: n.pow(p).sum(),
-        "norm_type=inf went through the p-sum formula, (sum |g|^inf)^(1/inf) = 1 or nan: "
-        "the inf-norm is the largest |g| over all gradients": lambda: p_sum_with_inf(gs),
-        "the norm AFTER clipping was returned: return the total norm computed before scaling":
-            lambda: total(scale_all(gs, factor(total(gs, p), max_norm)), p),
+        PER_TENSOR: lambda: n,
+        SUMMED: lambda: n.sum(),
+        IGNORED_P: lambda: total(gs, 2.0),
+        TWO_NORM_OF_NORMS: lambda: torch.linalg.vector_norm(n, 2.0),
+        AFTER: lambda: total(scale_all(gs, factor(total(gs, p), max_norm)), p),
     }
     if p == INF:
-        del out["the final root was left out: the total is (sum_i ||g_i||_p^p)^(1/p), not sum_i ||g_i||_p^p"]
+        out[INF_AS_SUM] = lambda: p_sum_with_inf(gs)
+    else:
+        out[NO_ROOT] = lambda: n.pow(p).sum()
     return out
 
 
 def grad_variants(gs, max_norm, p):
-    """Wrong clipped gradients, keyed by the likely cause (first match wins: most specific first).
+    """Wrong clipped gradients (first match wins: most specific first).
 
     Leaving out the 1e-6 is not here: at these norms it is within the 1e-4 a
     variant match allows, so it would be named for any near miss; a test of
@@ -133,28 +158,19 @@ def grad_variants(gs, max_norm, p):
     """
     t = total(gs, p)
     n = per_tensor(gs, p)
-    return {
-        "each gradient was scaled by its own norm: clipping by norm uses ONE total norm over all "
-        "gradients together, so every gradient gets the same factor":
-            lambda: [None if g is None else g * factor(torch.linalg.vector_norm(g, p), max_norm) for g in gs],
-        "the per-tensor norms were added up: the total is the p-norm OF the per-tensor norms, "
-        "(sum_i ||g_i||_p^p)^(1/p) (for inf their max), not their sum": lambda: scale_all(gs, factor(n.sum(), max_norm)),
-        "norm_type was ignored: the 2-norm was used whatever norm_type says":
-            lambda: scale_all(gs, factor(total(gs, 2.0), max_norm)),
-        "the per-tensor p-norms were combined with a 2-norm: combine them with the same norm_type":
-            lambda: scale_all(gs, factor(torch.linalg.vector_norm(n, 2.0), max_norm)),
-        "norm_type=inf went through the p-sum formula, (sum |g|^inf)^(1/inf) = 1 or nan: "
-        "the inf-norm is the largest |g| over all gradients": lambda: scale_all(gs, factor(p_sum_with_inf(gs), max_norm)),
-        "the gradients were scaled to norm 1, not max_norm: multiply by max_norm / (norm + 1e-6)":
-            lambda: scale_all(gs, factor(t, 1.0)),
-        "the gradients were scaled UP although the norm is below max_norm: "
-        "the factor is min(1, max_norm / (norm + 1e-6))": lambda: scale_all(gs, factor(t, max_norm, cap=False)),
-        "the gradients were only scaled when the norm is above max_norm: PyTorch always multiplies by "
-        "min(1, max_norm / (norm + 1e-6)), which is below 1 also when norm == max_norm":
-            lambda: scale_all(gs, factor(t, max_norm)) if bool(t > max_norm) else gs,
-        "the gradients were not changed: scale each p.grad in place (g.mul_(coef)); "
-        "`g = g * coef` only rebinds a local name": lambda: gs,
+    out = {
+        OWN_NORM: lambda: [None if g is None else g * factor(torch.linalg.vector_norm(g, p), max_norm) for g in gs],
+        SUMMED: lambda: scale_all(gs, factor(n.sum(), max_norm)),
+        IGNORED_P: lambda: scale_all(gs, factor(total(gs, 2.0), max_norm)),
+        TWO_NORM_OF_NORMS: lambda: scale_all(gs, factor(torch.linalg.vector_norm(n, 2.0), max_norm)),
+        TO_ONE: lambda: scale_all(gs, factor(t, 1.0)),
+        UP: lambda: scale_all(gs, factor(t, max_norm, cap=False)),
+        GATED: lambda: scale_all(gs, factor(t, max_norm)) if bool(t > max_norm) else gs,
+        UNCHANGED: lambda: gs,
     }
+    if p == INF:
+        out = {INF_AS_SUM: lambda: scale_all(gs, factor(p_sum_with_inf(gs), max_norm)), **out}
+    return out
 
 
 def built(variants):
@@ -234,11 +250,6 @@ def check_clip_norm(impl, params, max_norm, what, norm_type=2.0, variants=None, 
 
 # -- clip_grad_norm ------------------------------------------------------------------
 
-ROWS = ("a single tensor was iterated over its rows (which have no .grad): wrap it in a list first, "
-        "if isinstance(parameters, torch.Tensor): parameters = [parameters]")
-TWICE = ("`parameters` was iterated twice: a generator such as model.parameters() is empty the second "
-         "time; collect the gradients into a list in ONE pass and use that list")
-
 CASES = [(f64, 1.0), (f64, 2.0), (f64, 3.5), (f64, INF), (f32, 2.0), (f32, INF)]
 CASE_IDS = [f"{dtname(d)}-p={p}" for d, p in CASES]
 
@@ -276,10 +287,8 @@ def test_a_norm_equal_to_max_norm_is_still_multiplied_by_max_norm_over_norm_plus
     params = make_params(scale=0.01)
     max_norm = float(torch_clip_norm(params, 1.0)[0])  # PyTorch's own total, to the last bit
     # Every plausible factor is within 1e-4 of 1 here: name only the mistake this test is about.
-    gated = ("the gradients were only scaled when the norm is above max_norm: PyTorch always multiplies by "
-             "min(1, max_norm / (norm + 1e-6)), which is below 1 also when norm == max_norm")
     check_clip_norm(impl, params, max_norm, f"max_norm equal to the total norm {max_norm:.6g}",
-                    variants={gated: grads(params)})
+                    variants={GATED: grads(params)})
 
 
 @pytest.mark.points(1)
@@ -297,10 +306,7 @@ def test_the_1e_6_shows_for_small_gradients(impl, dtype):
     t = total(gs, 2.0)
     assert_close(new / old, torch.cat([p.grad.flatten() for p in want]) / old,
                  f"factor new grad / old grad with total norm {float(t):.3g} and max_norm=1e-4 ({dtname(dtype)})",
-                 variants={"the 1e-6 was left out: the factor is max_norm / (total_norm + 1e-6), capped at 1":
-                           (1e-4 / t).expand_as(old),
-                           "the gradients were not changed: scale each p.grad in place (g.mul_(coef))":
-                           torch.ones_like(old)})
+                 variants={NO_EPS: (1e-4 / t).expand_as(old), UNCHANGED: torch.ones_like(old)})
 
 
 @pytest.mark.points(1)
@@ -396,12 +402,9 @@ def test_without_error_if_nonfinite_a_nonfinite_norm_scales_like_torch(impl, kin
     want_norm, want = torch_clip_norm(params, 0.5)
     res = call_clip_norm(impl, params, 0.5)
     gs = grads(params)
-    skipped = ("the gradients were left alone although the total norm is nan: PyTorch always multiplies by "
-               "clamp(max_norm / (norm + 1e-6), max=1), which is nan here, so every gradient becomes nan; "
-               "`if coef < 1` and Python's min(1, nan) skip that")
     assert_norm(res.value, want_norm, f"total norm with {what}", norm_variants(gs, 0.5, 2.0))
-    assert_params(res.args[0], want, params, what,
-                  {skipped: gs, **grad_variants(gs, 0.5, 2.0)} if kind == "nan" else grad_variants(gs, 0.5, 2.0))
+    first = {NAN_SKIPPED: gs} if kind == "nan" else {}
+    assert_params(res.args[0], want, params, what, {**first, **grad_variants(gs, 0.5, 2.0)})
 
 
 @pytest.mark.points(1)
@@ -412,17 +415,16 @@ def test_large_gradients_are_clipped_like_torch(impl, dtype, top):
     gs = grads(params)
     want_norm, want = torch_clip_norm(params, 1.0)
     res = call_clip_norm(impl, params, 1.0)
-    overflow = ("the norm overflowed to inf, so every gradient became 0: it was accumulated in float32 "
-                "(torch.tensor(0.) and torch.zeros(()) are float32); keep the gradients' dtype")
     assert_norm(res.value, want_norm, f"total norm of gradients from 1e4 to {top:g} ({dtname(dtype)})",
-                {overflow: lambda: torch.tensor(INF, dtype=dtype), **norm_variants(gs, 1.0, 2.0)})
+                {OVERFLOW: lambda: torch.tensor(INF, dtype=dtype), **norm_variants(gs, 1.0, 2.0)})
     assert_params(res.args[0], want, params, f"gradients from 1e4 to {top:g} ({dtname(dtype)})",
-                  {overflow: [torch.zeros_like(g) for g in gs], **grad_variants(gs, 1.0, 2.0)})
+                  {OVERFLOW: [torch.zeros_like(g) for g in gs], **grad_variants(gs, 1.0, 2.0)})
 
 
 # -- clip_grad_value -----------------------------------------------------------------
 
 def value_variants(gs, c):
+    """Wrong clamped gradients."""
     return {
         "the gradients were not changed: clamp each p.grad in place (g.clamp_(-c, c)); "
         "`g = g.clamp(...)` only rebinds a local name": lambda: gs,

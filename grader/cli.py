@@ -339,6 +339,12 @@ def reset(topic: str) -> None:
     click.echo(f"{target} is the pristine stub again")
 
 
+from grader.cli_quiz import progress as _progress_command, quiz as _quiz_command  # noqa: E402
+
+cli.add_command(_quiz_command)
+cli.add_command(_progress_command)
+
+
 def main() -> None:
     try:
         cli(prog_name="seqlings")

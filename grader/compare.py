@@ -96,8 +96,15 @@ def describe_mismatch(got: torch.Tensor, expected: torch.Tensor, ok: torch.Tenso
             f"expected {expected[where].item()}, got {got[where].item()}")
 
 
+PRECISION = ("off by float32 rounding only: some intermediate is float32 (a .float(), or a tensor made "
+             "without dtype=x.dtype); keep the inputs' dtype throughout")
+
+
 def _cause(got, expected, variants, rtol, atol) -> str:
     cause = _match_variant(got, expected, variants, rtol=rtol, atol=atol)
+    if cause is None and expected.dtype == torch.float64 and bool(
+            _close(got, expected, **TOLERANCES[torch.float32]).all()):
+        cause = PRECISION
     return f"; likely cause: {cause}" if cause else ""
 
 

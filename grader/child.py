@@ -92,7 +92,8 @@ def encode(obj, refs: dict | None = None) -> tuple[bytes, bytes]:
         if isinstance(x, Seeded):
             return {"$generator": int(x.seed)}
         if isinstance(x, torch.Generator):
-            return {"$generator": int(x.initial_seed())}
+            # Its state comes back too, so the grader can tell how many numbers were drawn.
+            return {"$generator": int(x.initial_seed()), "state": put(x.get_state())}
         if isinstance(x, ScriptedDecoder):
             return {"$decoder": {"emb": walk(x.emb), "w_h": walk(x.w_h), "w_out": walk(x.w_out),
                                  "fed": [walk(t) for t in x.fed]}}
@@ -169,7 +170,9 @@ def decode(header: bytes, blob: bytes, *, child_side: bool = False, device: str 
             return OnceIter(items) if child_side else OneShot(items)
         if "$generator" in x:
             seed = int(x["$generator"])
-            return torch.Generator().manual_seed(seed) if child_side else Seeded(seed)
+            if child_side:
+                return torch.Generator().manual_seed(seed)
+            return Seeded(seed, state=get(x["state"]) if x.get("state") is not None else None)
         if "$decoder" in x:
             d = x["$decoder"]
             return ScriptedDecoder(walk(d["emb"]), walk(d["w_h"]), walk(d["w_out"]),
@@ -251,10 +254,11 @@ class OnceIter:
 
 
 class Seeded:
-    """Arrives in the child as ``torch.Generator().manual_seed(seed)``."""
+    """Arrives in the child as ``torch.Generator().manual_seed(seed)``; comes back with its ``state``."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, state=None):
         self.seed = int(seed)
+        self.state = state
 
 
 def write_frame(fd: int, header: bytes, blob: bytes) -> None:
@@ -489,9 +493,74 @@ def _backward(value, grad_outputs, autograd_backward):
         autograd_backward([o for o, _ in pairs], [g.to(o.device, o.dtype) for o, g in pairs])
 
 
+def zygote(ctl_fd: int) -> None:
+    """The fork server: import torch once, then fork one fresh child per submission process.
+
+    Requests arrive on a SOCK_SEQPACKET socket as JSON, a fork request carrying
+    three fds (pipe to the child, pipe from the child, the output file). The
+    forked child starts its own session, applies the limits and serves; the
+    zygote answers with its pid, and reaps it on a ``wait`` request.
+    """
+    import resource
+    import socket
+    import time
+
+    import torch  # noqa: F401 - paid here once, inherited by every fork
+    from safetensors.torch import load, save  # noqa: F401
+
+    ctl = socket.socket(fileno=ctl_fd)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 3)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)  # the grader is gone
+        req = json.loads(msg)
+        if req["op"] == "fork":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    ctl.close()
+                    os.setsid()
+                    fd_in, fd_out, fd_output = fds
+                    devnull = os.open(os.devnull, os.O_RDONLY)
+                    os.dup2(devnull, 0)
+                    os.dup2(fd_output, 1)
+                    os.dup2(fd_output, 2)
+                    os.chdir(req["cwd"])
+                    os.environ.clear()
+                    os.environ.update(req["env"])
+                    for name, value in req["limits"]:
+                        resource.setrlimit(getattr(resource, name), (value, value))
+                    serve(fd_in, fd_out)
+                finally:
+                    os._exit(0)
+            for fd in fds:
+                os.close(fd)
+            ctl.send(json.dumps({"pid": pid}).encode())
+        elif req["op"] == "wait":
+            deadline = time.monotonic() + float(req.get("timeout", 5))
+            code = None
+            while True:
+                try:
+                    done, status = os.waitpid(int(req["pid"]), os.WNOHANG)
+                except ChildProcessError:
+                    code = "gone"
+                    break
+                if done:
+                    code = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            ctl.send(json.dumps({"code": code}).encode())
+
+
 def main() -> None:
+    if "SEQLINGS_ZYGOTE_FD" in os.environ:
+        zygote(int(os.environ["SEQLINGS_ZYGOTE_FD"]))
     fd_in, fd_out = int(os.environ["SEQLINGS_FD_IN"]), int(os.environ["SEQLINGS_FD_OUT"])
-    # Move the protocol pipes out of reach of casual fd use; keep stdio as the parent set it.
     serve(fd_in, fd_out)
     os._exit(0)
 

@@ -11,7 +11,7 @@ import torch
 
 from grader import forbidden
 from grader.child import OneShot, decode, encode
-from grader.sandbox import ForbiddenCall, Limits, Submission
+from grader.sandbox import ForbiddenCall, Limits, Submission, SubmissionError
 from tests import helpers
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
@@ -197,3 +197,30 @@ def test_no_child_survives_the_grader(tmp_path):
     status = Path(f"/proc/{pid}/status")
     # Gone, or a zombie waiting for init to reap it: either way it no longer runs.
     assert not status.exists() or "State:\tZ" in status.read_text()
+
+
+def test_without_the_fork_server_a_fresh_interpreter_serves_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQLINGS_FORKSERVER", "0")
+    path = tmp_path / "plain.py"
+    path.write_text("import os\ndef twice(x):\n    return x * 2\ndef die(x):\n    os._exit(3)\n")
+    s = Submission(path, "plain")
+    try:
+        assert s.twice(torch.ones(2)).tolist() == [2.0, 2.0]
+        with pytest.raises(SubmissionError, match="exit code 3"):
+            s.die(torch.ones(1))
+        assert s.twice(torch.ones(1)).tolist() == [2.0]
+    finally:
+        s.close()
+
+
+def test_a_submission_that_kills_the_fork_server_costs_only_itself(tmp_path):
+    path = tmp_path / "killer.py"
+    path.write_text("import os, signal\ndef kill_server(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x\n"
+                    "def twice(x):\n    return x * 2\n")
+    s = Submission(path, "killer")
+    try:
+        s.kill_server(torch.ones(1))  # its parent is the fork server, not the grader
+        s.close()
+        assert s.twice(torch.ones(1)).tolist() == [2.0]  # a new server forks the next child
+    finally:
+        s.close()

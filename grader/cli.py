@@ -339,10 +339,12 @@ def reset(topic: str) -> None:
     click.echo(f"{target} is the pristine stub again")
 
 
+from grader.cli_nbgrader import nbgrader as _nbgrader_command  # noqa: E402
 from grader.cli_quiz import progress as _progress_command, quiz as _quiz_command  # noqa: E402
 
 cli.add_command(_quiz_command)
 cli.add_command(_progress_command)
+cli.add_command(_nbgrader_command)
 
 
 def main() -> None:

@@ -493,6 +493,17 @@ def _backward(value, grad_outputs, autograd_backward):
         autograd_backward([o for o, _ in pairs], [g.to(o.device, o.dtype) for o, g in pairs])
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the fork server dies (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def zygote(ctl_fd: int) -> None:
     """The fork server: import torch once, then fork one fresh child per submission process.
 
@@ -508,14 +519,27 @@ def zygote(ctl_fd: int) -> None:
     import torch  # noqa: F401 - paid here once, inherited by every fork
     from safetensors.torch import load, save  # noqa: F401
 
+    import signal
+
     ctl = socket.socket(fileno=ctl_fd)
+    children: set[int] = set()
+
+    def shut_down():
+        # The grader is gone: no submission process outlives it.
+        for pid in children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(0)
+
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 3)
         except OSError:
-            os._exit(0)
+            shut_down()
         if not msg:
-            os._exit(0)  # the grader is gone
+            shut_down()
         req = json.loads(msg)
         if req["op"] == "fork":
             pid = os.fork()
@@ -523,6 +547,7 @@ def zygote(ctl_fd: int) -> None:
                 try:
                     ctl.close()
                     os.setsid()
+                    _die_with_parent()
                     fd_in, fd_out, fd_output = fds
                     devnull = os.open(os.devnull, os.O_RDONLY)
                     os.dup2(devnull, 0)
@@ -538,6 +563,7 @@ def zygote(ctl_fd: int) -> None:
                     os._exit(0)
             for fd in fds:
                 os.close(fd)
+            children.add(pid)
             ctl.send(json.dumps({"pid": pid}).encode())
         elif req["op"] == "wait":
             deadline = time.monotonic() + float(req.get("timeout", 5))
@@ -547,9 +573,11 @@ def zygote(ctl_fd: int) -> None:
                     done, status = os.waitpid(int(req["pid"]), os.WNOHANG)
                 except ChildProcessError:
                     code = "gone"
+                    children.discard(int(req["pid"]))
                     break
                 if done:
                     code = os.waitstatus_to_exitcode(status)
+                    children.discard(int(req["pid"]))
                     break
                 if time.monotonic() > deadline:
                     break

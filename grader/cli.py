@@ -81,7 +81,9 @@ def _status(topic: course.Topic, last: tuple[float, float] | None, stubs) -> str
     if last is not None:
         score, max_score = last
         return "[green]passed[/]" if score == max_score else f"[yellow]failing[/] ({score:g}/{max_score:g})"
-    if topic.reference.exists() and topic.exercise.read_text() == stubs.make_stub(topic, topic.reference.read_text()):
+    from grader import release
+
+    if topic.exercise.read_text() == release.pristine_stub(topic):
         return "not started"
     return "in progress (not checked yet)"
 
@@ -182,6 +184,11 @@ def check(topics: tuple[str, ...], impl: str | None, device: str, json_out: str 
                           f"in {report['duration_s']:.1f}s\n")
     if not quiet and len(reports) > 1:
         _print_summary(console, reports)
+    from grader import release
+
+    note = release.check_note()
+    if note and not quiet:
+        console.print(f"[dim]{note}[/]")
     _write_json(reports, json_out)
     if any(r["score"] != r["max_score"] for r in reports):
         if not quiet and impl is None:
@@ -312,12 +319,12 @@ def reset(topic: str) -> None:
     Example:
         seqlings reset sdpa
     """
-    from grader import stubs
+    from grader import release
 
     t = _topics((topic,))[0]
-    if not t.reference.exists():
+    pristine = release.pristine_stub(t)
+    if pristine is None:
         raise UserError(f"no pristine copy of {t.name} is available in this kit")
-    pristine = stubs.make_stub(t, t.reference.read_text())
     target = t.exercise
     if target.exists():
         if target.read_text() == pristine:
@@ -345,6 +352,11 @@ from grader.cli_quiz import progress as _progress_command, quiz as _quiz_command
 cli.add_command(_quiz_command)
 cli.add_command(_progress_command)
 cli.add_command(_nbgrader_command)
+
+from grader.cli_instructor import COMMANDS as _instructor_commands  # noqa: E402
+
+for _command in _instructor_commands:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ from grader import course, engine, nbgrader_export, notebook_runtime, stubs  # n
 from grader.cli_nbgrader import nbgrader as nbgrader_command  # noqa: E402
 from tests.helpers import mutants  # noqa: E402
 
+# Expensive module fixtures: keep this file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("nbgrader")
+
 TOPIC = "clipping"  # the fastest topic to grade that has private helpers to hide
 MUTANT = "sum_of_norms"  # fails some cases of several tests: partial marks
 ASSIGNMENT = "ps1"

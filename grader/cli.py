@@ -19,19 +19,7 @@ from grader import course
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class UserError(click.ClickException):
-    """Bad usage or bad input: one line, exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True)
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
+from grader.cli_common import UserError, _console  # noqa: E402,F401 - re-exported for the command modules
 
 
 def _topics(names: tuple[str, ...]) -> list[course.Topic]:

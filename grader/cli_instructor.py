@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from grader import course
-from grader.cli import UserError, _console
+from grader.cli_common import UserError, _console
 
 
 def _split_topics(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from grader import quiz as quizlib
 
 
 def _user_error(message: str) -> click.ClickException:
-    from grader.cli import UserError  # lazily: grader.cli registers these commands
+    from grader.cli_common import UserError  # lazily: grader.cli registers these commands
 
     return UserError(message)
 

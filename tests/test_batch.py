@@ -26,13 +26,13 @@ from click.testing import CliRunner
 from grader import batch, cli_instructor, course, gradescope, release
 from tests.helpers import mutants
 
+# Expensive module fixtures: keep this file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("batch")
+
 TOPIC = "clipping"
 TIMEOUT = "20"  # seconds per submission: the hanging student costs this much
 CRASHES = '''\
 import os
-
-# Expensive module fixtures: keep this file on one xdist worker.
-pytestmark = pytest.mark.xdist_group("batch")
 
 
 def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):

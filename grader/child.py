@@ -298,13 +298,23 @@ class ForbiddenCall(Exception):
 
 
 class Guard:
-    """Replaces off-limits callables and records every attempt to use them."""
+    """Replaces off-limits callables and records every attempt to use them.
 
-    def __init__(self, names: list[str]):
+    ``names`` are dotted Python names (replaced by blockers, and recognised by
+    identity when reached another way). ``kernels`` are the names of the
+    operators under them (``_scaled_dot_product_attention_math``, ``lstm``):
+    a call to ``torch.ops.aten.<kernel>`` or to a built-in of that name in
+    ``torch._C`` is caught by the function mode too.
+    """
+
+    def __init__(self, names: list[str], kernels: list[str] = ()):
         import torch
 
         self.hits: list[str] = []
         self.originals: dict[int, str] = {}
+        self.kernels = frozenset(kernels)
+        op_types = (torch._ops.OpOverload, torch._ops.OpOverloadPacket)
+        builtin_types = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
         for name in names:
             owner, attr, target = _resolve(name)
             if target is None:
@@ -320,14 +330,34 @@ class Guard:
             self._block(owner, attr, target, name)
         guard = self
 
+        def kernel_of(func) -> str | None:
+            if isinstance(func, op_types):
+                name = func.name() if isinstance(func, torch._ops.OpOverload) else func._qualified_op_name
+                kernel = name.split("::")[-1].split(".")[0]
+                return f"torch.ops.{name.replace('::', '.')}" if kernel in guard.kernels else None
+            if isinstance(func, builtin_types) and getattr(func, "__name__", None) in guard.kernels:
+                return f"torch kernel {func.__name__}"
+            return None
+
         class Mode(torch.overrides.TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                name = guard.originals.get(id(func))
+                name = guard.originals.get(id(func)) or (kernel_of(func) if guard.kernels else None)
                 if name is not None:
                     guard.hit(name)
                 return func(*args, **(kwargs or {}))
 
         self.mode = Mode
+
+    def run(self, fn, *args, **kwargs):
+        """Call ``fn`` under the function mode; taking the mode off the stack counts as a forbidden call."""
+        import torch
+
+        mode = self.mode()
+        with mode:
+            value = fn(*args, **kwargs)
+            if mode not in torch.overrides._get_current_function_mode_stack():
+                self.hits.append("removing the grader's guard (torch function mode stack)")
+        return value
 
     def _block(self, owner, attr: str, target, name: str) -> None:
         self.originals[id(target)] = name
@@ -381,8 +411,185 @@ def _format_exception(exc: BaseException, path: str) -> tuple[str, str]:
     return type(exc).__name__, f"{type(exc).__name__}: {first}{where}"
 
 
+# -- confinement ---------------------------------------------------------------------
+#
+# Applied in the child just before the submission's code is loaded, each layer where
+# the system offers it (Linux; the parent decides the policy, ``sandbox.policy``):
+#   uid     running as root: drop to an unprivileged user (no capabilities, no signals to
+#           the grader, no raw devices), when that user can still read the Python install;
+#   landlock  the file system becomes read-only, and unreadable in the kit, the
+#           learner's folders, other submissions and the temp folder; the scratch folder
+#           is the only place to write; no TCP; no signals or abstract sockets reaching
+#           outside the child (Landlock ABI 6+);
+#   seccomp no new processes (fork, exec, clone without CLONE_THREAD), no sockets, no
+#           ptrace, signals only to itself, no administration syscalls.
+
+_LANDLOCK_FS = {  # access right -> first ABI with it
+    "execute": (1 << 0, 1), "write_file": (1 << 1, 1), "read_file": (1 << 2, 1), "read_dir": (1 << 3, 1),
+    "remove_dir": (1 << 4, 1), "remove_file": (1 << 5, 1), "make_char": (1 << 6, 1), "make_dir": (1 << 7, 1),
+    "make_reg": (1 << 8, 1), "make_sock": (1 << 9, 1), "make_fifo": (1 << 10, 1), "make_block": (1 << 11, 1),
+    "make_sym": (1 << 12, 1), "refer": (1 << 13, 2), "truncate": (1 << 14, 3), "ioctl_dev": (1 << 15, 5),
+}
+_FILE_RIGHTS = ("execute", "write_file", "read_file", "truncate", "ioctl_dev")
+_PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+
+# Syscall numbers: (x86_64, aarch64); None where the call does not exist.
+_SYSCALLS = {
+    "fork": (57, None), "vfork": (58, None), "execve": (59, 221), "execveat": (322, 281),
+    "clone": (56, 220), "clone3": (435, 435), "socket": (41, 198), "ptrace": (101, 117),
+    "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "kill": (62, 129),
+    "tkill": (200, 130), "tgkill": (234, 131), "rt_sigqueueinfo": (129, 138),
+    "rt_tgsigqueueinfo": (297, 240), "pidfd_open": (434, 434), "pidfd_send_signal": (424, 424),
+    "pidfd_getfd": (438, 438), "mount": (165, 40), "umount2": (166, 39), "unshare": (272, 97),
+    "setns": (308, 268), "pivot_root": (155, 41), "chroot": (161, 51), "init_module": (175, 105),
+    "finit_module": (313, 273), "delete_module": (176, 106), "kexec_load": (246, 104),
+    "reboot": (169, 142), "bpf": (321, 280), "perf_event_open": (298, 241), "seccomp": (317, 277),
+}
+_NO_PROCESS = ("fork", "vfork", "execve", "execveat", "socket", "ptrace", "process_vm_readv",
+               "process_vm_writev", "tkill", "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "mount",
+               "umount2", "unshare", "setns", "pivot_root", "chroot", "init_module", "finit_module",
+               "delete_module", "kexec_load", "reboot", "bpf", "perf_event_open")
+
+
+def _libc():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _drop_user(uid: int, gid: int) -> bool:
+    try:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError:
+        return False
+    return True
+
+
+def _landlock(policy: dict) -> int:
+    """Restrict this process's file system, TCP and signal reach; returns the ABI used (0: none)."""
+    import ctypes
+
+    libc = _libc()
+    abi = libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        return 0
+
+    def rights(names) -> int:
+        return sum(bit for name, (bit, first) in _LANDLOCK_FS.items() if name in names and first <= abi)
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    everything = rights(_LANDLOCK_FS)
+    attr = RulesetAttr(everything, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = libc.syscall(ctypes.c_long(444), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return 0
+    try:
+        read = rights(("execute", "read_file", "read_dir"))
+        grants = [(path, read) for path in policy.get("read", [])]
+        # Its own /proc entry and a few system-wide files (the grader's entry stays out of reach).
+        grants += [(f"/proc/{os.getpid()}", read)] + [(f"/proc/{name}", read) for name in _PROC_FILES]
+        grants += [(path, everything) for path in policy.get("write", [])]
+        grants += [(path, rights(("read_file", "write_file", "truncate", "ioctl_dev"))) for path in policy.get("devices", [])]
+        for path, allowed in grants:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if not os.path.isdir(path):
+                    allowed &= rights(_FILE_RIGHTS)
+                rule = PathBeneath(allowed, fd)
+                libc.syscall(ctypes.c_long(445), ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule),
+                             ctypes.c_uint32(0))
+            finally:
+                os.close(fd)
+        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+            return 0
+        if libc.syscall(ctypes.c_long(446), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            return 0
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+def _seccomp() -> bool:
+    """No new processes, sockets, ptrace or signals to others; returns whether the filter is on."""
+    import ctypes
+    import platform
+
+    machine = platform.machine()
+    if machine not in ("x86_64", "aarch64"):
+        return False
+    column = 0 if machine == "x86_64" else 1
+    audit_arch = 0xC000003E if machine == "x86_64" else 0xC00000B7
+    nr = {name: numbers[column] for name, numbers in _SYSCALLS.items() if numbers[column] is not None}
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    pid = os.getpid()
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
+    if machine == "x86_64":
+        prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]  # the x32 ABI
+    for name in _NO_PROCESS:
+        if name in nr:
+            prog += [(jeq, 0, 1, nr[name]), (ret, 0, 0, eperm)]
+    prog += [(jeq, 0, 1, nr["clone3"]), (ret, 0, 0, enosys)]  # libc falls back to clone for threads
+    prog += [(jeq, 0, 4, nr["clone"]), (ld, 0, 0, 16), (jset, 0, 1, 0x00010000),  # CLONE_THREAD
+             (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    # kill(pid) only to itself or its own process group (0, -pid).
+    prog += [(jeq, 0, 6, nr["kill"]), (ld, 0, 0, 16), (jeq, 3, 0, pid), (jeq, 2, 0, 0),
+             (jeq, 1, 0, (-pid) & 0xFFFFFFFF), (ret, 0, 0, eperm), (ret, 0, 0, allow)]
+    for name in ("tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+        prog += [(jeq, 0, 4, nr[name]), (ld, 0, 0, 16), (jeq, 1, 0, pid), (ret, 0, 0, eperm), (ret, 0, 0, allow)]
+    prog += [(ret, 0, 0, allow)]
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(prog))(*[Filter(*f) for f in prog])
+    fprog = Program(len(prog), filters)
+    libc = _libc()
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return False
+    # seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, prog): every thread of the process.
+    return libc.syscall(ctypes.c_long(nr["seccomp"]), ctypes.c_uint(1), ctypes.c_uint(1), ctypes.byref(fprog)) == 0
+
+
+def confine(policy: dict) -> dict:
+    """Apply the parent's confinement policy to this process; returns the layers that took effect."""
+    applied: dict = {}
+    if not policy or not sys.platform.startswith("linux"):
+        return applied
+    if policy.get("uid") is not None and os.getuid() == 0:
+        if _drop_user(int(policy["uid"]), int(policy["gid"])):
+            applied["uid"] = os.getuid()
+    try:
+        if policy.get("landlock", True):
+            applied["landlock"] = _landlock(policy)
+        if policy.get("seccomp", True):
+            applied["seccomp"] = _seccomp()
+    except (OSError, AttributeError, ValueError):
+        pass
+    _die_with_parent()  # a change of user clears the parent-death signal
+    return applied
+
+
 def serve(fd_in: int, fd_out: int) -> None:
-    import importlib.util
+    import linecache
+
     import torch
 
     # Captured before any guard is installed: the child's own backward pass
@@ -414,19 +621,25 @@ def serve(fd_in: int, fd_out: int) -> None:
         if op == "load":
             path, device = msg["path"], msg["device"]
             torch.set_num_threads(int(msg.get("threads", 1)))
-            guard = Guard(msg.get("forbidden", []))
+            guard = Guard(msg.get("forbidden", []), msg.get("kernels", []))
+            # The source comes in the message: the child needs no access to the file's folder.
+            source = msg["source"]
+            linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+            confined = confine(msg.get("confine") or {})
             try:
-                spec = importlib.util.spec_from_file_location(msg["name"], path)
-                module = importlib.util.module_from_spec(spec)
+                module = types.ModuleType(msg["name"])
+                module.__file__ = path
                 sys.modules[msg["name"]] = module
-                with guard.mode():
-                    spec.loader.exec_module(module)
+                code = compile(source, path, "exec", dont_inherit=True)
+                guard.run(exec, code, module.__dict__)
+                if guard.hits:
+                    raise ForbiddenCall(", ".join(guard.hits))
             except BaseException as exc:  # noqa: BLE001 - any failure is the submission's
                 kind, text = _format_exception(exc, path)
                 load_error = {"ok": False, "kind": "forbidden" if guard.hits else "error", "sentence": True,
                               "type": kind, "message": f"importing your file failed: {text}",
                               "forbidden": guard.hits}
-            reply({"ok": load_error is None})
+            reply({"ok": load_error is None, "confined": confined})
         elif op == "call":
             if load_error is not None:
                 reply(load_error)
@@ -439,11 +652,10 @@ def serve(fd_in: int, fd_out: int) -> None:
             args, kwargs = msg["args"], msg["kwargs"]
             guard.hits.clear()
             try:
-                with guard.mode():
-                    value = fn(*args, **kwargs)
-                    grad_outputs = msg.get("grad_outputs")
-                    if grad_outputs is not None:
-                        _backward(value, grad_outputs, autograd_backward)
+                value = guard.run(fn, *args, **kwargs)
+                grad_outputs = msg.get("grad_outputs")
+                if grad_outputs is not None:
+                    guard.run(_backward, value, grad_outputs, autograd_backward)
             except _GraderSide as exc:
                 reply({"ok": False, "kind": "error", "type": "Shape", "message": f"`{msg['fn']}` {exc}",
                        "sentence": True})
@@ -556,8 +768,8 @@ def zygote(ctl_fd: int) -> None:
                     os.chdir(req["cwd"])
                     os.environ.clear()
                     os.environ.update(req["env"])
-                    for name, value in req["limits"]:
-                        resource.setrlimit(getattr(resource, name), (value, value))
+                    for name, soft, hard in req["limits"]:
+                        resource.setrlimit(getattr(resource, name), (soft, hard))
                     serve(fd_in, fd_out)
                 finally:
                     os._exit(0)

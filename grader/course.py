@@ -31,6 +31,7 @@ class Topic:
     summary: str
     functions: tuple[str, ...]
     forbidden: tuple[str, ...]
+    kernels: tuple[str, ...]
     notes: tuple[str, ...]
     hints: tuple[str, ...]
     points: float
@@ -66,6 +67,7 @@ def topics() -> tuple[Topic, ...]:
         Topic(
             name=t["name"], title=t["title"], summary=t["summary"].strip(),
             functions=tuple(t["functions"]), forbidden=tuple(t.get("forbidden", ())),
+            kernels=tuple(t.get("kernels", ())),
             notes=tuple(t["notes"]), hints=tuple(t["hints"]), points=float(t["points"]),
             todo=dict(t.get("todo", {})),
         )

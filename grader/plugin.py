@@ -63,7 +63,7 @@ def impl(request: pytest.FixtureRequest):
     limits = Limits(topic_timeout=timeout)
     if request.config.getoption("seqlings_memory"):
         limits.memory_bytes = request.config.getoption("seqlings_memory") << 20
-    sub = Submission(file, f"seqlings_{topic.name}", forbidden=list(topic.forbidden),
+    sub = Submission(file, f"seqlings_{topic.name}", forbidden=list(topic.forbidden), kernels=list(topic.kernels),
                      tainted=forbidden.tainted(source, list(topic.forbidden)),
                      device=device, limits=limits)
     yield sub

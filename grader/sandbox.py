@@ -28,6 +28,8 @@ from pathlib import Path
 from grader import child as wire
 
 CHILD_SOURCE = Path(wire.__file__).read_text()
+# The confinement layers the last child reported (for reports and tests).
+LAST_CONFINEMENT: dict = {}
 
 
 class SubmissionError(Exception):
@@ -65,12 +67,124 @@ class Result:
     kwargs: dict = field(default_factory=dict)
 
 
-def _rlimits(limits: Limits, device: str) -> list[tuple[str, int]]:
+def _rlimits(limits: Limits, device: str) -> list[tuple[str, int, int]]:
+    """(name, soft, hard) for the child: output size, no core dumps, CPU seconds, memory."""
+    cpu = int(limits.topic_timeout * max(1, limits.threads)) + 30
+    out = [("RLIMIT_FSIZE", limits.file_bytes, limits.file_bytes), ("RLIMIT_CORE", 0, 0),
+           ("RLIMIT_CPU", cpu, cpu + 5)]
     # CUDA maps huge virtual ranges, so an address-space cap only fits the CPU.
-    out = [("RLIMIT_FSIZE", limits.file_bytes), ("RLIMIT_CORE", 0)]
     if device == "cpu":
-        out.append(("RLIMIT_AS", limits.memory_bytes))
+        out.append(("RLIMIT_AS", limits.memory_bytes, limits.memory_bytes))
     return out
+
+
+# -- confinement policy ----------------------------------------------------------------
+#
+# The child applies it (``child.confine``); the parent decides it here. The file
+# system is readable except for private trees: the kit (reference solutions, hidden
+# graders, the corpus of tests), the learner's workspace, the temp folder (other
+# submissions' scratch folders), /dev, /proc, the folder the submission came from, and
+# whatever SEQLINGS_PRIVATE lists (grade-batch adds the class's folder and its
+# outputs). The Python installation stays readable even where it lies inside a
+# private tree (a virtual environment in the kit's folder). Only the scratch folder
+# is writable.
+
+NOBODY = 65534
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+
+
+def _python_paths() -> list[Path]:
+    import site
+    import sysconfig
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(),
+             *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
+    return sorted({Path(p).resolve() for p in paths if p and Path(p).exists()})
+
+
+def private_paths(extra: tuple[Path, ...] = ()) -> list[Path]:
+    from grader import course
+
+    root = course.kit_root()
+    python = _python_paths()
+    # Installed into site-packages, the kit's folder is the Python install itself: hide its parts.
+    kit = ([root / name for name in ("grader", "reference", "exercises", "tests")]
+           if any(root.is_relative_to(p) for p in python) else [root])
+    # /proc: the child gets its own entry and a few system-wide files (child.confine), not the
+    # grader's environment or open files.
+    found = [*kit, course.workspace(), Path(tempfile.gettempdir()), Path("/dev"), Path("/proc"), *extra]
+    found += [Path(p) for p in os.environ.get("SEQLINGS_PRIVATE", "").split(os.pathsep) if p]
+    return sorted({p.resolve() for p in found if p.exists()})
+
+
+def readable_paths(private: list[Path], keep: list[Path]) -> list[str]:
+    """The fewest trees whose union is the file system minus ``private``, plus ``keep``."""
+    private_set = set(private)
+    grants: list[str] = []
+
+    def visit(folder: Path) -> None:
+        if folder in private_set:
+            return
+        if not any(p != folder and p.is_relative_to(folder) for p in private):
+            grants.append(str(folder))
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.is_symlink():  # a link is reached through its target's own grant
+                visit(Path(entry.path))
+
+    visit(Path("/"))
+    for path in keep:
+        if any(path.is_relative_to(p) for p in private):
+            visit(path)
+    return grants
+
+
+def _world_readable(paths: list[Path]) -> bool:
+    """Can an unprivileged user read (and traverse to) every one of ``paths``?"""
+    import stat
+
+    for path in paths:
+        for folder in (path, *path.parents):
+            try:
+                mode = folder.stat().st_mode
+            except OSError:
+                return False
+            need = stat.S_IXOTH | (stat.S_IROTH if folder == path else 0)
+            if mode & need != need:
+                return False
+    return True
+
+
+def policy(scratch: Path, device: str, extra_private: tuple[Path, ...] = ()) -> dict:
+    """What the child may touch. ``SEQLINGS_SANDBOX=process`` keeps only the process split (debugging)."""
+    if os.environ.get("SEQLINGS_SANDBOX") == "process" or not sys.platform.startswith("linux"):
+        return {}
+    python = _python_paths()
+    out = {"read": _readable(tuple(private_paths(extra_private)), tuple(python)),
+           "write": [str(scratch)],
+           "devices": [d for d in DEVICES if os.path.exists(d)]}
+    if device == "cuda":
+        import glob
+
+        out["devices"] += sorted(glob.glob("/dev/nvidia*"))
+    if os.getuid() == 0 and _world_readable(python):
+        out["uid"] = out["gid"] = NOBODY
+        os.chown(scratch, NOBODY, NOBODY)
+    return out
+
+
+_READABLE: dict = {}
+
+
+def _readable(private: tuple[Path, ...], keep: tuple[Path, ...]) -> list[str]:
+    key = (private, keep)
+    if key not in _READABLE:
+        _READABLE[key] = readable_paths(list(private), list(keep))
+    return _READABLE[key]
 
 
 class ForkServer:
@@ -155,8 +269,8 @@ def _start(path_env: dict, scratch: Path, output, fds: tuple[int, int], limits: 
     lims = _rlimits(limits, device)
 
     def apply() -> None:
-        for name, value in lims:
-            resource.setrlimit(getattr(resource, name), (value, value))
+        for name, soft, hard in lims:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
 
     return subprocess.Popen(
         [sys.executable, "-I", "-c", CHILD_SOURCE],
@@ -168,8 +282,13 @@ def _start(path_env: dict, scratch: Path, output, fds: tuple[int, int], limits: 
 class Child:
     """One child process with the submission imported."""
 
-    def __init__(self, path: Path, module_name: str, forbidden: list[str], device: str, limits: Limits):
+    def __init__(self, path: Path, module_name: str, forbidden: list[str], device: str, limits: Limits,
+                 kernels: list[str] = ()):
         self.path, self.module_name, self.forbidden = path, module_name, forbidden
+        try:
+            source = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
         self.device, self.limits = device, limits
         self.scratch = Path(tempfile.mkdtemp(prefix="seqlings-child-"))
         to_child_r, to_child_w = os.pipe()
@@ -189,11 +308,15 @@ class Child:
         os.close(from_child_w)
         self.fd_out, self.fd_in = to_child_w, from_child_r
         reply = self.request(
-            {"op": "load", "path": str(path), "name": module_name, "device": device,
-             "forbidden": forbidden, "threads": limits.threads},
+            {"op": "load", "path": str(path), "source": source, "name": module_name, "device": device,
+             "forbidden": forbidden, "kernels": list(kernels), "threads": limits.threads,
+             "confine": policy(self.scratch, device, (path.parent,))},
             timeout=limits.start_timeout,
         )
         self.load_ok = bool(reply.get("ok"))
+        self.confined = reply.get("confined") or {}
+        global LAST_CONFINEMENT
+        LAST_CONFINEMENT = dict(self.confined)
 
     def request(self, msg: dict, timeout: float) -> dict:
         header, blob = wire.encode(msg)
@@ -238,6 +361,7 @@ class Child:
         if code < 0:
             sig = signal.Signals(-code).name
             why = {"SIGKILL": " (most often: it used more memory than allowed)",
+                   "SIGXCPU": " (it used more CPU time than allowed)",
                    "SIGSEGV": " (a crash inside native code)",
                    "SIGXFSZ": " (it wrote more output than allowed)"}.get(sig, "")
             text = f"the process running your code was killed by {sig}{why}"
@@ -291,11 +415,12 @@ class Submission:
     """
 
     def __init__(self, path: Path, module_name: str, *, forbidden: list[str] = (),
-                 tainted: dict[str, list[str]] | None = None, device: str = "cpu",
+                 kernels: list[str] = (), tainted: dict[str, list[str]] | None = None, device: str = "cpu",
                  limits: Limits | None = None):
         self.path = Path(path)
         self.module_name = module_name
         self.forbidden = list(forbidden)
+        self.kernels = list(kernels)
         self.tainted = tainted or {}
         self.device = device
         self.limits = limits or Limits()
@@ -357,7 +482,8 @@ class Submission:
 
     def _ensure_child(self) -> Child:
         if self._child is None:
-            self._child = Child(self.path, self.module_name, self.forbidden, self.device, self.limits)
+            self._child = Child(self.path, self.module_name, self.forbidden, self.device, self.limits,
+                                self.kernels)
         return self._child
 
     def _drop_child(self) -> None:

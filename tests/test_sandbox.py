@@ -184,7 +184,22 @@ def test_the_wire_format_refuses_code():
         decode(header, b"")
 
 
-def test_no_child_survives_the_grader(tmp_path):
+def test_a_confined_submission_cannot_start_a_process(tmp_path):
+    path = tmp_path / "spawner.py"
+    path.write_text("import subprocess\n"
+                    "def spawn(x):\n"
+                    "    return subprocess.Popen(['sleep', '300']).pid\n")
+    s = Submission(path, "spawner")
+    try:
+        with pytest.raises(SubmissionError, match="PermissionError"):
+            s.spawn(torch.ones(1))
+    finally:
+        s.close()
+
+
+def test_no_child_survives_the_grader(tmp_path, monkeypatch):
+    # The second line of defence, for systems without seccomp: the process group is killed.
+    monkeypatch.setenv("SEQLINGS_SANDBOX", "process")
     path = tmp_path / "spawner.py"
     path.write_text("import subprocess, time\n"
                     "def spawn(x):\n"
@@ -213,13 +228,20 @@ def test_without_the_fork_server_a_fresh_interpreter_serves_too(tmp_path, monkey
         s.close()
 
 
-def test_a_submission_that_kills_the_fork_server_costs_only_itself(tmp_path):
+@pytest.mark.parametrize("sandbox", ["confined", "process"])
+def test_a_submission_that_kills_the_fork_server_costs_only_itself(tmp_path, monkeypatch, sandbox):
+    if sandbox == "process":
+        monkeypatch.setenv("SEQLINGS_SANDBOX", "process")
     path = tmp_path / "killer.py"
     path.write_text("import os, signal\ndef kill_server(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x\n"
                     "def twice(x):\n    return x * 2\n")
     s = Submission(path, "killer")
     try:
-        s.kill_server(torch.ones(1))  # its parent is the fork server, not the grader
+        if sandbox == "confined":  # the signal is refused
+            with pytest.raises(SubmissionError, match="PermissionError"):
+                s.kill_server(torch.ones(1))
+        else:  # its parent is the fork server, not the grader: killed, and replaced
+            s.kill_server(torch.ones(1))
         s.close()
         assert s.twice(torch.ones(1)).tolist() == [2.0]  # a new server forks the next child
     finally:

@@ -41,7 +41,7 @@ from grader import course
 
 JOURNAL_SUFFIX = ".journal.jsonl"
 FORMATS = ("csv", "json", "gradescope")
-CSV_COLUMNS = ("student", "topic", "score", "max_score", "flags", "file", "detail")
+CSV_COLUMNS = ("student", "topic", "score", "max_score", "flags", "file", "seed", "detail")
 # Folders that are never a student or an assignment.
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".seqlings"}
 
@@ -198,6 +198,15 @@ def journal_path(out: Path) -> Path:
     return out.with_name(out.name + JOURNAL_SUFFIX)
 
 
+def journal_seed(path: Path) -> int | None:
+    """The seed of an earlier run's journal at ``path`` (None: no journal, or no seed in it)."""
+    if not path.exists():
+        return None
+    journal = Journal(path)
+    journal.close()
+    return journal.seed()
+
+
 class Journal:
     """Append-only JSON lines, one per finished job; the last line for a key wins.
 
@@ -226,6 +235,13 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8")
 
+    def seed(self) -> int | None:
+        """The seed the journaled rows were graded with (the latest row's), if any."""
+        for row in reversed(list(self.rows.values())):
+            if isinstance(row.get("seed"), int):
+                return row["seed"]
+        return None
+
     def done(self, key: str, fingerprint: str) -> bool:
         row = self.rows.get(key)
         return row is not None and row.get("fingerprint") == fingerprint
@@ -248,6 +264,8 @@ class Settings:
     timeout: float = 120.0
     seed: int = 0
     memory_mb: int | None = None
+    # Trees a submission may not read (the class's folder, the outputs); not part of the fingerprint.
+    private: tuple[str, ...] = ()
 
 
 def fingerprint(source: str | None, settings: Settings) -> str:
@@ -256,9 +274,9 @@ def fingerprint(source: str | None, settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _row(job: Job, fp: str, **fields) -> dict:
+def _row(job: Job, fp: str, seed: int = 0, **fields) -> dict:
     row = {"key": job.key, "student": job.student, "topic": job.topic, "assignment": job.assignment,
-           "file": None if job.path is None else str(job.path), "fingerprint": fp,
+           "file": None if job.path is None else str(job.path), "fingerprint": fp, "seed": seed,
            "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     row.update(fields)
     return row
@@ -266,7 +284,7 @@ def _row(job: Job, fp: str, **fields) -> dict:
 
 def missing_row(job: Job, settings: Settings) -> dict:
     topic = course.topic(job.topic)
-    return _row(job, fingerprint(None, settings), score=0.0, max_score=topic.points, flags=["missing"],
+    return _row(job, fingerprint(None, settings), settings.seed, score=0.0, max_score=topic.points, flags=["missing"],
                 tests=[], duration_s=0.0,
                 message=f"no {job.topic}.py or {job.topic}.ipynb in the submission")
 
@@ -357,15 +375,17 @@ def grade_job(job: Job, source: str, settings: Settings, scratch: str) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{job.topic}.py"
         path.write_text(source, encoding="utf-8")
+    if settings.private:
+        os.environ["SEQLINGS_PRIVATE"] = os.pathsep.join(settings.private)
     start = time.monotonic()
     try:
         report = engine.grade(job.topic, path, device=settings.device, timeout=settings.timeout,
                               seed=settings.seed, memory_mb=settings.memory_mb)
     except Exception as exc:  # noqa: BLE001 - reported per job, never kills the batch
-        return _row(job, fp, score=0.0, max_score=course.topic(job.topic).points, flags=["grader-error"],
+        return _row(job, fp, settings.seed, score=0.0, max_score=course.topic(job.topic).points, flags=["grader-error"],
                     tests=[], duration_s=round(time.monotonic() - start, 3),
                     message=f"{type(exc).__name__}: {exc}"[:2000], grader_error=True)
-    return _row(job, fp, score=report["score"], max_score=report["max_score"], flags=flags_of(report["tests"]),
+    return _row(job, fp, settings.seed, score=report["score"], max_score=report["max_score"], flags=flags_of(report["tests"]),
                 tests=report["tests"], duration_s=report["duration_s"], message="")
 
 
@@ -445,7 +465,7 @@ def run(jobs: list[Job], out: Path, settings: Settings, workers: int, *, restart
                 pool.shutdown(wait=True)
                 todo = [(j, s) for j, s in todo if j.key not in finished]
             for job, _ in todo:
-                outcome.failed.append(_row(job, "", score=0.0, max_score=course.topic(job.topic).points,
+                outcome.failed.append(_row(job, "", settings.seed, score=0.0, max_score=course.topic(job.topic).points,
                                            flags=["grader-error"], tests=[], duration_s=0.0,
                                            message="a grading worker died three times", grader_error=True))
     finally:
@@ -470,14 +490,14 @@ def csv_text(rows: list[dict]) -> str:
         detail_json = json.dumps(detail(r) if r["tests"] else {"message": r.get("message", "")},
                                  ensure_ascii=False)
         writer.writerow([r["student"], r["topic"], f"{r['score']:g}", f"{r['max_score']:g}",
-                         " ".join(r["flags"]), r["file"] or "", detail_json])
+                         " ".join(r["flags"]), r["file"] or "", r.get("seed", 0), detail_json])
     return buf.getvalue()
 
 
 def public_row(row: dict) -> dict:
     """A journal row as the JSON output shows it (without the journal's bookkeeping)."""
     keep = ("student", "topic", "assignment", "file", "score", "max_score", "flags", "duration_s",
-            "message", "graded_at")
+            "message", "seed", "graded_at")
     return {**{k: row.get(k) for k in keep}, "tests": detail(row)}
 
 

@@ -19,7 +19,7 @@ from grader import course
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-from grader.cli_common import UserError, _console  # noqa: E402,F401 - re-exported for the command modules
+from grader.cli_common import Seed, UserError, _console, draw_seed  # noqa: E402,F401 - re-exported for the command modules
 
 
 def _topics(names: tuple[str, ...]) -> list[course.Topic]:
@@ -130,10 +130,11 @@ def hint(topic: str, n: int | None) -> None:
 @click.option("--json", "json_out", metavar="FILE", help="Write the report as JSON to FILE; '-' writes it to stdout alone.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
               help="Seconds allowed for each topic as a whole.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Mixed into every test's seed; 0 keeps the fixed seeds so a failure looks the same each run.")
+@click.option("--seed", type=Seed(), default=0, show_default=True,
+              help="Mixed into every test's seed: 0 keeps the fixed seeds so a failure looks the same each run; "
+                   "'random' draws one (printed and in the report, to replay with --seed N).")
 def check(topics: tuple[str, ...], impl: str | None, device: str, json_out: str | None,
-          timeout: float, seed: int) -> None:
+          timeout: float, seed: int | str) -> None:
     """Run the hidden grader on your solution for TOPIC... (or 'all').
 
     Prints each test with its points and, for a failure, what differs and the
@@ -150,6 +151,10 @@ def check(topics: tuple[str, ...], impl: str | None, device: str, json_out: str 
     quiet = json_out == "-"
     console = _console()
     reports = []
+    if seed == "random":
+        seed = draw_seed()
+    if seed and not quiet:
+        console.print(f"seed {seed} (replay with --seed {seed})")
     from grader import engine, progress
 
     try:

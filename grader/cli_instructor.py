@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from grader import course
-from grader.cli_common import UserError, _console
+from grader.cli_common import Seed, UserError, _console, draw_seed
 
 
 def _split_topics(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -82,14 +82,16 @@ def release(out_dir: Path, topics: tuple[str, ...], force: bool) -> None:
               help="Seconds allowed for each submission of a topic as a whole.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device the submissions run on.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Mixed into every test's seed (0: the fixed seeds students saw).")
+@click.option("--seed", type=Seed(), default="random", show_default=True,
+              help="Seed of the test inputs: 'random' draws one per batch (kept in the journal, so a resumed "
+                   "batch uses the same), a number replays a batch; 0 is the fixed seeds students see.")
 @click.option("--memory-mb", type=click.IntRange(min=256), default=None,
               help="Memory limit of each submission's process in MiB (CPU only; default 6144).")
 @click.option("--assignment", metavar="NAME", default=None,
               help="In nbgrader's submitted/STUDENT/ASSIGNMENT/ layout, grade only this assignment's folder.")
 @click.option("--restart", is_flag=True, help="Forget the journal of an earlier run and grade everything again.")
 def grade_batch(submissions_dir: Path, out: Path, topics: tuple[str, ...], workers: int | None,
-                fmt: str | None, timeout: float, device: str, seed: int, memory_mb: int | None,
+                fmt: str | None, timeout: float, device: str, seed: int | str, memory_mb: int | None,
                 assignment: str | None, restart: bool) -> None:
     """Grade every student's folder in SUBMISSIONS_DIR, in parallel, into one row per student and topic.
 
@@ -128,10 +130,16 @@ def grade_batch(submissions_dir: Path, out: Path, topics: tuple[str, ...], worke
         raise UserError(f"no submissions in {submissions_dir}: expected one folder per student holding "
                         f"{names}... (or nbgrader's submitted/STUDENT/ASSIGNMENT/TOPIC.ipynb)")
     workers = workers or os.cpu_count() or 1
-    settings = batch.Settings(device=device, timeout=timeout, seed=seed, memory_mb=memory_mb)
+    if seed == "random":
+        # Inputs no submission can predict; a resumed batch keeps the seed it started with.
+        seed = (None if restart else batch.journal_seed(batch.journal_path(out))) or draw_seed()
+    # Classmates' folders and the outputs stay out of every submission's reach.
+    private = (str(submissions_dir.resolve()), str(out), str(batch.journal_path(out)))
+    settings = batch.Settings(device=device, timeout=timeout, seed=seed, memory_mb=memory_mb, private=private)
     console = _console()
     students = len({j.student for j in jobs})
-    console.print(f"{students} student(s) x {len(chosen)} topic(s) from {submissions_dir}, {workers} worker(s)")
+    console.print(f"{students} student(s) x {len(chosen)} topic(s) from {submissions_dir}, {workers} worker(s), "
+                  f"seed {seed} (replay one with `seqlings check TOPIC --impl FILE --seed {seed}`)")
     outcome = _run_with_progress(batch, jobs, out, settings, workers, restart)
     summary = batch.summarize(outcome.rows)
     try:

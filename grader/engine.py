@@ -87,6 +87,9 @@ def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "aut
         args += ["--grade-memory", str(memory_mb)]
     start = time.monotonic()
     with _LOCK:
+        from grader import sandbox
+
+        sandbox.LAST_CONFINEMENT = {}
         code = pytest.main(args, plugins=[recorder])
     if recorder.problems or (code not in (0, 1) and not recorder.tests):
         raise GraderError(f"the grader for {topic.name} did not run (pytest exit {int(code)}): "
@@ -100,9 +103,26 @@ def grade(topic_name: str, impl: str | Path | None = None, *, device: str = "aut
         "score": score,
         "max_score": max_score,
         "duration_s": round(time.monotonic() - start, 3),
+        "seed": seed,
+        "isolation": isolation(),
         "tests": [{k: t[k] for k in ("id", "max_points", "points", "outcome", "message")}
                   for t in recorder.tests],
     }
+
+
+def isolation() -> list[str]:
+    """The confinement layers the submission's process ran under, for the report."""
+    from grader import sandbox
+
+    layers = ["process"]
+    got = sandbox.LAST_CONFINEMENT
+    if got.get("uid") is not None:
+        layers.append(f"uid {got['uid']}")
+    if got.get("landlock"):
+        layers.append(f"landlock {got['landlock']}")
+    if got.get("seccomp"):
+        layers.append("seccomp")
+    return layers
 
 
 def display_path(path: Path) -> str:

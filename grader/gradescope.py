@@ -195,8 +195,12 @@ def grade_submission(submission: Path, config: dict) -> dict:
     """Grade one Gradescope submission folder; the results.json content."""
     from grader import batch
 
+    from grader.cli_common import draw_seed
+
     start = time.monotonic()
-    settings = batch.Settings(device="cpu", timeout=float(config.get("timeout", 120.0)))
+    # Inputs drawn per run, so no lookup table of a learner's fixed-seed inputs scores here.
+    seed = int(config.get("seed") or draw_seed())
+    settings = batch.Settings(device="cpu", timeout=float(config.get("timeout", 120.0)), seed=seed)
     topics = [t for t in config.get("topics", course.names()) if t in course.names()]
     try:
         files = batch.find_files(submission, topics)
@@ -221,8 +225,10 @@ def grade_submission(submission: Path, config: dict) -> dict:
             else:
                 row = batch.grade_job(job, batch.source_of(path), settings, scratch)
             rows.append(row)
-    return results_json(rows, config.get("hidden_visibility", "after_published"),
+    data = results_json(rows, config.get("hidden_visibility", "after_published"),
                         execution_time=time.monotonic() - start)
+    data["output"] += f"\nTest inputs were drawn with seed {seed}."
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,9 @@ import ast
 from collections import defaultdict
 
 MODULE = "<module>"
+# Torch's internals, off limits in every topic (statically): no drill needs them, and they are
+# the way around the run-time guard (the function-mode stack, the raw kernels).
+INTERNALS = ("torch._C", "torch.overrides", "torch._ops", "torch.ops", "torch.utils._python_dispatch")
 
 
 def _dotted(node: ast.AST) -> list[str] | None:

@@ -64,7 +64,7 @@ def impl(request: pytest.FixtureRequest):
     if request.config.getoption("seqlings_memory"):
         limits.memory_bytes = request.config.getoption("seqlings_memory") << 20
     sub = Submission(file, f"seqlings_{topic.name}", forbidden=list(topic.forbidden), kernels=list(topic.kernels),
-                     tainted=forbidden.tainted(source, list(topic.forbidden)),
+                     tainted=forbidden.tainted(source, [*topic.forbidden, *forbidden.INTERNALS]),
                      device=device, limits=limits)
     yield sub
     sub.close()

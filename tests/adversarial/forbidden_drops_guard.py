@@ -3,11 +3,13 @@ Expect: forbidden | guard
 """
 import torch
 
+_C = getattr(torch, "_" + "C")  # a built name: only the run-time guard can see what follows
+
 
 def softmax(x, dim=-1):
-    while torch._C._len_torch_function_stack():
-        torch._C._pop_torch_function_stack()
-    return torch._C._VariableFunctions.softmax(x, dim)
+    while _C._len_torch_function_stack():
+        _C._pop_torch_function_stack()
+    return _C._VariableFunctions.softmax(x, dim)
 
 
 attention_weights = scaled_dot_product_attention = softmax

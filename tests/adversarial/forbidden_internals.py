@@ -1,11 +1,13 @@
-"""Finds the original softmax among torch._C's builtins by walking the module by value.
+"""Finds the original softmax among torch._C's builtins by walking the module by value
+(torch._C itself reached under a built name, out of the static check's sight).
 Expect: forbidden | off limits
 """
 import torch
 
-_VF = torch._C._VariableFunctions
+_C = getattr(torch, "_" + "C")
+_VF = _C._VariableFunctions
 _SOFTMAX = next(getattr(_VF, k) for k in dir(_VF) if k == "softmax")
-_NN = {k: getattr(torch._C._nn, k) for k in dir(torch._C._nn)}
+_NN = {k: getattr(_C._nn, k) for k in dir(_C._nn)}
 
 
 def softmax(x, dim=-1):

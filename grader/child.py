@@ -431,7 +431,7 @@ _LANDLOCK_FS = {  # access right -> first ABI with it
     "make_sym": (1 << 12, 1), "refer": (1 << 13, 2), "truncate": (1 << 14, 3), "ioctl_dev": (1 << 15, 5),
 }
 _FILE_RIGHTS = ("execute", "write_file", "read_file", "truncate", "ioctl_dev")
-_PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+_PROC_FILES = ("cpuinfo", "meminfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys", "driver")
 
 # Syscall numbers: (x86_64, aarch64); None where the call does not exist.
 _SYSCALLS = {

@@ -67,8 +67,9 @@ def _run_direction(x: torch.Tensor, mask: torch.Tensor, weights: tuple, h0: torc
     """
     h, c = h0, c0
     outs = []
-    for t in range(x.shape[1]):
-        h_new, c_new = _lstm_cell(x[:, t], h, c, *weights)  # (B, H) each
+    # unbind, not x[:, t]: the backward of T slices would build T full (B, T, D) gradients.
+    for t, x_t in enumerate(x.unbind(1)):  # T x (B, D)
+        h_new, c_new = _lstm_cell(x_t, h, c, *weights)  # (B, H) each
         real = mask[:, t, None]  # (B, 1)
         # Past a sequence's end its state must not move, so the final state is the last real one.
         h = torch.where(real, h_new, h)

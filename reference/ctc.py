@@ -102,6 +102,9 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torc
     ext = torch.cat([ext, torch.full_like(labels[:, :1], blank)], dim=1)  # (B, U)
     # Log-probability of each state's symbol at each frame.
     lp = log_probs.gather(2, ext[None].expand(T, B, U))  # (T, B, U)
+    # One (B, U) view per frame. unbind, not lp[t] in the loop: the backward of T
+    # slices would build T full (T, B, U) gradients, quadratic in T.
+    frames = lp.unbind(0)  # T x (B, U)
 
     # The s-2 skip jumps from label l'[s-2] straight to label l'[s] over the blank
     # between them. Not into a blank, and not between equal labels: a repeated
@@ -111,12 +114,12 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torc
 
     # alpha[b, s]: log-probability of all path prefixes that are in state s now.
     # A path starts in the leading blank or in the first label.
-    alpha = torch.where(torch.arange(U, device=device) < 2, lp[0], neg_inf)  # (B, U)
+    alpha = torch.where(torch.arange(U, device=device) < 2, frames[0], neg_inf)  # (B, U)
     for t in range(1, T):
         stay = alpha  # from s
         step = F.pad(alpha, (1, 0), value=-math.inf)[:, :U]  # from s-1, (B, U)
         jump = torch.where(skip, F.pad(alpha, (2, 0), value=-math.inf)[:, :U], neg_inf)  # from s-2
-        new = _logsumexp(torch.stack([stay, step, jump]), dim=0) + lp[t]  # (3, B, U) -> (B, U)
+        new = _logsumexp(torch.stack([stay, step, jump]), dim=0) + frames[t]  # (3, B, U) -> (B, U)
         # Frames past a sequence's input length are padding: its alpha stays as it was.
         alpha = torch.where((t < input_lengths)[:, None], new, alpha)
 

@@ -107,9 +107,10 @@ def lstm_layer(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_ih: torch.
         f"h0 and c0 must both be (B, H) with B={B}, got {tuple(h0.shape)} and {tuple(c0.shape)}"
     h, c = h0, c0
     hs = []
-    # The recurrence is sequential: step t needs the state of step t-1.
-    for t in range(T):
-        h, c = lstm_cell(x[:, t], h, c, w_ih, w_hh, b_ih, b_hh)  # (B, H), (B, H)
+    # The recurrence is sequential: step t needs the state of step t-1. unbind, not x[:, t]:
+    # the backward of T slices would build T full (B, T, D) gradients, quadratic in T.
+    for x_t in x.unbind(1):  # T x (B, D)
+        h, c = lstm_cell(x_t, h, c, w_ih, w_hh, b_ih, b_hh)  # (B, H), (B, H)
         hs.append(h)
     out = torch.stack(hs, dim=1)  # T x (B, H) -> (B, T, H)
     return out, (h, c)
@@ -128,8 +129,8 @@ def gru_layer(x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch
     assert h0.shape[0] == B, f"h0 must be (B, H) with B={B}, got {tuple(h0.shape)}"
     h = h0
     hs = []
-    for t in range(T):
-        h = gru_cell(x[:, t], h, w_ih, w_hh, b_ih, b_hh)  # (B, H)
+    for x_t in x.unbind(1):  # T x (B, D), as in lstm_layer
+        h = gru_cell(x_t, h, w_ih, w_hh, b_ih, b_hh)  # (B, H)
         hs.append(h)
     out = torch.stack(hs, dim=1)  # T x (B, H) -> (B, T, H)
     return out, h

@@ -57,6 +57,9 @@ def attention_weights(query: torch.Tensor, key: torch.Tensor, attn_mask: torch.T
     as PyTorch's own attention does.
     """
     scores = _scores(query, key, attn_mask, is_causal, scale)  # (..., L, S)
+    if attn_mask is None and not is_causal:
+        # With no mask no row can be empty: skip the three extra passes over the scores below.
+        return softmax(scores, dim=-1)
     # Rows with nothing to attend to would be 0/0; give them zeros instead,
     # and keep their logits finite so the backward pass stays finite too.
     empty = scores.eq(float("-inf")).all(dim=-1, keepdim=True)  # (..., L, 1)

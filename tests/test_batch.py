@@ -115,6 +115,8 @@ def test_grade_batch_grades_every_student_and_isolates_the_bad_ones(graded, rows
     result, out = graded
     assert result.exit_code == 0, result.output
     assert sorted(rows) == ["alice", "bob", "carol", "dave", "erin"]
+    seeds = {r["seed"] for r in rows.values()}
+    assert len(seeds) == 1 and seeds != {0}, "one seed drawn for the whole batch"
     assert rows["alice"]["score"] == rows["alice"]["max_score"] == course.topic(TOPIC).points
     assert rows["erin"]["score"] == rows["erin"]["max_score"], rows["erin"]["tests"][:2]
     assert 0 < rows["bob"]["score"] < rows["bob"]["max_score"]
@@ -185,6 +187,9 @@ def test_a_killed_batch_resumes_without_losing_or_duplicating_a_row(graded, subm
     assert "graded 1, resumed 1" in result.output
     table = list(csv.DictReader(io.StringIO(target.read_text())))
     assert [r["student"] for r in table] == ["alice", "bob"]
+    # The resumed batch kept the seed its journal started with (drawn per batch, never 0).
+    seed = json.loads(alice)["seed"]
+    assert seed != 0 and {r["seed"] for r in table} == {str(seed)} and f"seed {seed}" in result.output
     lines = batch.journal_path(target).read_text().splitlines()
     assert [json.loads(line)["student"] for line in lines] == ["alice", "bob"]  # the torn line is gone
 

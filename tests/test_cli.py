@@ -78,7 +78,8 @@ def test_check_reference_gives_full_marks_and_a_json_report(workspace):
     assert result.exit_code == 0
     report = json.loads(result.output)
     assert report["topic"] == "sdpa" and report["score"] == report["max_score"] > 0
-    assert set(report) == {"topic", "impl", "device", "score", "max_score", "duration_s", "tests"}
+    assert set(report) == {"topic", "impl", "device", "score", "max_score", "duration_s", "seed", "isolation", "tests"}
+    assert report["seed"] == 0 and report["isolation"][0] == "process"
     assert {t["outcome"] for t in report["tests"]} == {"passed"}
 
 
@@ -189,3 +190,19 @@ def test_watch_moves_on_when_a_topic_passes(workspace, monkeypatch):
     assert "sdpa passed" in result.output or "Every topic done" in result.output
     if nxt:
         assert f"Next: {nxt}" in result.output
+
+
+def test_check_seed_random_draws_a_seed_and_reports_it(workspace):
+    result = run("check", "sdpa", "--impl", "reference", "--seed", "random", "--json", "-")
+    assert result.exit_code == 0
+    seed = json.loads(result.output)["seed"]
+    assert 0 < seed < 2**31
+    shown = run("check", "sdpa", "--impl", "reference", "--seed", str(seed))
+    assert f"replay with --seed {seed}" in shown.output
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", str(2**31)])
+def test_check_refuses_a_bad_seed(workspace, bad):
+    result = run("check", "sdpa", "--seed", bad)
+    assert result.exit_code == 2
+    assert "--seed" in result.output

@@ -9,7 +9,7 @@ _C = getattr(torch, "_" + "C")  # a built name: only the run-time guard can see 
 def softmax(x, dim=-1):
     while _C._len_torch_function_stack():
         _C._pop_torch_function_stack()
-    return _C._VariableFunctions.softmax(x, dim)
+    return getattr(_C._VariableFunctions, "soft" + "max")(x, dim)
 
 
 attention_weights = scaled_dot_product_attention = softmax

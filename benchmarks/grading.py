@@ -43,10 +43,25 @@ def in_process() -> list[str]:
             "--impl", "reference", "--grade-device", "cpu", "-q"]
 
 
-def passed_in_report(report: Path) -> tuple[int, int, bool]:
-    data = json.loads(report.read_text())
-    tests = [t for r in data["topics"] for t in r["tests"]]
-    return sum(t["outcome"] == "passed" for t in tests), len(tests), data["score"] == data["max_score"]
+def time_check(report: Path, env: dict) -> tuple[float, int, int]:
+    """Seconds of `seqlings check all`, and its tests (passed, total); it must give full marks."""
+    took, done = run_timed(check_all(report), env)
+    data = json.loads(report.read_text()) if report.exists() else {}
+    if done.returncode != 0 or data.get("score") != data.get("max_score"):
+        raise RuntimeError(f"seqlings check all --impl reference did not give full marks (exit {done.returncode}):\n"
+                           f"{done.stdout[-1500:]}{done.stderr[-1500:]}")
+    tests = [t for topic in data["topics"] for t in topic["tests"]]
+    return took, sum(t["outcome"] == "passed" for t in tests), len(tests)
+
+
+def time_in_process(env: dict) -> tuple[float, int]:
+    """Seconds of the in-process pytest run, and how many tests passed."""
+    took, done = run_timed(in_process(), env)
+    found = re.search(r"(\d+) passed", done.stdout)
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"the in-process baseline failed (exit {done.returncode}):\n"
+                           f"{done.stdout[-1500:]}{done.stderr[-1500:]}")
+    return took, int(found.group(1))
 
 
 def run(quick: bool) -> tuple[list[Figure], dict]:
@@ -55,22 +70,17 @@ def run(quick: bool) -> tuple[list[Figure], dict]:
     with tempfile.TemporaryDirectory(prefix="seqlings-bench-grader-") as tmp:
         report = Path(tmp) / "report.json"
         env = subprocess_env(Path(tmp))
-        run_timed(in_process(), env)  # warm-up: file and bytecode caches
+        time_in_process(env)  # warm-up: file and bytecode caches
         for r in range(repeats):
             for side in ("check", "inprocess") if r % 2 == 0 else ("inprocess", "check"):
-                took, done = run_timed(check_all(report) if side == "check" else in_process(), env)
                 if side == "check":
-                    if done.returncode not in (0, 1):
-                        raise RuntimeError(f"seqlings check all failed ({done.returncode}):\n{done.stderr[-2000:]}")
-                    passed, total, full = passed_in_report(report)
+                    took, passed, total = time_check(report, env)
                 else:
-                    found = re.search(r"(\d+) passed", done.stdout)
-                    inproc_passed = int(found.group(1)) if found else 0
-                    inproc_tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+                    took, passed_in_process = time_in_process(env)
                 times[side].append(took)
-    if inproc_passed != passed or not full:
-        raise RuntimeError(f"the baseline is not the same grading: check passed {passed}/{total} "
-                           f"(full marks: {full}), in-process passed {inproc_passed} ({inproc_tail})")
+    if passed_in_process != passed:
+        raise RuntimeError(f"the baseline is not the same grading: check passed {passed}/{total} tests, "
+                           f"the in-process run {passed_in_process}")
     check_s, inproc_s = median(times["check"]), median(times["inprocess"])
     figures = [
         Figure("grader", "check all --impl reference vs in-process pytest", check_s / inproc_s, TARGET,

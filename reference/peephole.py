@@ -76,9 +76,10 @@ def peephole_lstm_layer(x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
     assert T >= 1, f"need at least one time step, got T={T}"
     h, c = h0, c0
     outs = []
-    # The recurrence is sequential: step t needs the state from step t-1.
-    for t in range(T):
-        h, c = peephole_lstm_cell(x[:, t], h, c, w_ih, w_hh, b, w_ci, w_cf, w_co)  # (B, H) each
+    # The recurrence is sequential: step t needs the state from step t-1. unbind, not x[:, t]:
+    # the backward of T slices would build T full (B, T, D) gradients, quadratic in T.
+    for x_t in x.unbind(1):  # T x (B, D)
+        h, c = peephole_lstm_cell(x_t, h, c, w_ih, w_hh, b, w_ci, w_cf, w_co)  # (B, H) each
         outs.append(h)
     out = torch.stack(outs, dim=1)  # T x (B, H) -> (B, T, H)
     return out, (h, c)

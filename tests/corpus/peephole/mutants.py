@@ -41,7 +41,7 @@ MUTANTS = [
            expect="leading layer dim (1, B, H) like nn.LSTM's h_n"),
     Mutant("layer_state_swapped", (("return out, (h, c)", "return out, (c, h)"),),
            expect="h_T and c_T are swapped"),
-    Mutant("layer_cell_state_not_carried", (("h, c = peephole_lstm_cell(x[:, t], h, c,", "h, c = peephole_lstm_cell(x[:, t], h, c0,"),),
+    Mutant("layer_cell_state_not_carried", (("h, c = peephole_lstm_cell(x_t, h, c,", "h, c = peephole_lstm_cell(x_t, h, c0,"),),
            expect="the cell state was not carried between steps"),
     Mutant("layer_time_major_output", (("out = torch.stack(outs, dim=1)", "out = torch.stack(outs, dim=0)"),),
            expect="out is (T, B, H)"),

@@ -305,6 +305,7 @@ def _warm(threads: int, batch_pid: int) -> None:
     from grader import compare, engine, plugin, sandbox  # noqa: F401
 
     torch.set_num_threads(threads)
+    sandbox.prestart()
     threading.Thread(target=_watch, args=(batch_pid,), daemon=True, name="seqlings-watchdog").start()
 
 

@@ -730,6 +730,9 @@ def zygote(ctl_fd: int) -> None:
 
     import torch  # noqa: F401 - paid here once, inherited by every fork
     from safetensors.torch import load, save  # noqa: F401
+    # Imported lazily by the first backward pass given explicit gradients (sympy and ~480
+    # modules, ~0.45 s): once here, not once per submission process.
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
     import signal
 

@@ -148,6 +148,9 @@ def check(topics: tuple[str, ...], impl: str | None, device: str, json_out: str 
     """
     chosen = _topics(topics)
     files = _impl_files(chosen, impl)
+    from grader import sandbox
+
+    sandbox.prestart()  # its torch import runs while this process imports its own
     quiet = json_out == "-"
     console = _console()
     reports = []

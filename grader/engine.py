@@ -23,8 +23,8 @@ _LOCK = threading.Lock()
 # run (it forces full garbage collections at the end), a third of a warm topic's time.
 LEAN = [arg for name in ("unraisableexception", "threadexception", "faulthandler", "junitxml", "doctest",
                          "pastebin", "nose", "logging", "legacypath", "setuponly", "setupplan", "stepwise",
-                         "debugging", "monkeypatch", "tmpdir", "capture", "xdist.plugin", "xdist.looponfail")
-        for arg in ("-p", f"no:{name}")]
+                         "debugging", "monkeypatch", "tmpdir", "capture")
+        for arg in ("-p", f"no:{name}")] + ["--disable-plugin-autoload"]  # no third-party plugins (xdist, anyio)
 
 
 class GraderError(RuntimeError):

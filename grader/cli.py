@@ -71,7 +71,7 @@ def _status(topic: course.Topic, last: tuple[float, float] | None, stubs) -> str
         return "[green]passed[/]" if score == max_score else f"[yellow]failing[/] ({score:g}/{max_score:g})"
     from grader import release
 
-    if topic.exercise.read_text() == release.pristine_stub(topic):
+    if release.is_pristine(topic, topic.exercise.read_text()):
         return "not started"
     return "in progress (not checked yet)"
 

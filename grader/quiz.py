@@ -198,9 +198,13 @@ def bank_files(folder: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("*.toml") if p.name != SOURCES_FILE)
 
 
-def load_banks(folder: Path | None = None) -> dict[str, Bank]:
-    """Every bank, exercise topics first in course order, then the other subjects by name."""
-    banks = [load_bank(p) for p in bank_files(folder)]
+def load_banks(folder: Path | None = None, only: Iterable[str] | None = None) -> dict[str, Bank]:
+    """Every bank (or the ones named in ``only``), exercise topics first in course order, then the
+    other subjects by name."""
+    files = bank_files(folder)
+    if only is not None:
+        files = [p for p in files if p.stem in set(only)]
+    banks = [load_bank(p) for p in files]
     owner: dict[str, str] = {}
     for b in banks:
         for q in b.questions:
@@ -210,6 +214,16 @@ def load_banks(folder: Path | None = None) -> dict[str, Bank]:
     order = {name: i for i, name in enumerate(course.names())}
     banks.sort(key=lambda b: (order.get(b.name, len(order)), b.name))
     return {b.name: b for b in banks}
+
+
+def needed_banks(requested: Iterable[str], ids: Iterable[str] = ()) -> list[str] | None:
+    """The banks a quiz needs, when they can be named without reading every bank; None: read them all.
+
+    A question id starts with its bank's name (``sdpa-why-sqrt-dk``), so an answers file names its banks.
+    """
+    names = {p.stem for p in bank_files()}
+    wanted = set(requested) - {"all"} if requested and "all" not in requested else {i.split("-", 1)[0] for i in ids}
+    return sorted(wanted) if wanted and wanted <= names else None
 
 
 def pick_banks(banks: dict[str, Bank], requested: Iterable[str]) -> list[Bank]:

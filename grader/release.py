@@ -71,6 +71,43 @@ def pristine_stub(topic: course.Topic) -> str | None:
     return shipped.read_text() if shipped.exists() else None
 
 
+def is_pristine(topic: course.Topic, text: str) -> bool:
+    """Is ``text`` the untouched stub of ``topic``? Cached by digest in ``.seqlings/pristine.json``.
+
+    Making a stub parses the reference; ``seqlings list`` asks for every topic, so the digest of
+    each stub is kept, keyed by the digests of what it is made from (reference, topics.toml).
+    """
+    import hashlib
+
+    def digest(data: str) -> str:
+        return hashlib.sha256(data.encode()).hexdigest()
+
+    source = topic.reference if topic.reference.exists() else course.kit_root() / "grader" / "pristine" / f"{topic.name}.py"
+    try:
+        key = digest(source.read_text() + course.METADATA.read_text())
+    except OSError:
+        return False
+    cache_file = course.workspace() / ".seqlings" / "pristine.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(topic.name)
+    if not (isinstance(entry, list) and len(entry) == 2 and entry[0] == key):
+        stub = pristine_stub(topic)
+        if stub is None:
+            return False
+        cache[topic.name] = entry = [key, digest(stub)]
+        try:  # a cache: losing it costs time only
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache, indent=1))
+            tmp.replace(cache_file)
+        except OSError:
+            pass
+    return digest(text) == entry[1]
+
+
 # -- public tests by AST -------------------------------------------------------------
 
 def _is_test(node: ast.AST) -> bool:

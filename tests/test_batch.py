@@ -328,3 +328,4 @@ def test_run_autograder_writes_results_json_in_a_simulated_autograder_tree(tmp_p
     assert_gradescope_schema(results)
     assert 0 < results["score"] < course.topic(TOPIC).points
     assert "execution_time" in results
+    assert re.search(r"drawn with seed [1-9]\d*", results["output"]), results["output"]  # per run, unpredictable

@@ -219,7 +219,8 @@ class ScriptedDecoder:
     """A tiny RNN decoder ``step_fn(tokens (B,), h (B,H)) -> (logits (B,V), h)`` that records its inputs.
 
     h' = tanh(emb[tokens] + h @ w_h), logits = h' @ w_out.T with emb (V,H),
-    w_h (H,H), w_out (V,H). Built in the child from its weights (plain data),
+    w_h (H,H), w_out (V,H). With a tuple state (h, c), as an LSTM has:
+    h' = tanh(emb[tokens] + h @ w_h + c), c' = 0.5 c + 0.1 h'. Built in the child from its weights (plain data),
     so the grader can hand the submission a decoder without sending code, and
     read back exactly which tokens it was fed (``fed``, one (B,) tensor per step).
     """
@@ -235,6 +236,10 @@ class ScriptedDecoder:
             raise TypeError(f"step_fn expects tokens as a (B,) int64 tensor, got "
                             f"{getattr(tokens, 'dtype', type(tokens).__name__)} of shape {tuple(getattr(tokens, 'shape', ()))}")
         self.fed.append(tokens.detach().clone())
+        if isinstance(state, (tuple, list)):  # an LSTM-like (h, c) state
+            h, c = state
+            h = torch.tanh(self.emb[tokens] + h @ self.w_h + c)  # (B, H)
+            return h @ self.w_out.T, (h, 0.5 * c + 0.1 * h)  # (B, V), ((B, H), (B, H))
         h = torch.tanh(self.emb[tokens] + state @ self.w_h)  # (B, H)
         return h @ self.w_out.T, h  # (B, V), (B, H)
 

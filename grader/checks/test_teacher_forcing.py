@@ -315,7 +315,7 @@ def test_decode_keeps_float32(impl):
 def run_greedy(ws, h0, bos, eos, max_len, *, pad=True, stop="all", early=False):
     """greedy_decode by the contract, one step at a time; the keyword arguments inject one mistake."""
     dec = ScriptedDecoder(*ws)
-    B = h0.shape[0]
+    B = (h0[0] if isinstance(h0, tuple) else h0).shape[0]
     tokens, h = torch.full((B,), bos, dtype=long), h0
     finished, out = torch.zeros(B, dtype=torch.bool), []
     for _ in range(max_len):
@@ -351,7 +351,7 @@ def greedy_variants(ws, h0, bos, eos, max_len):
 
 def check_greedy(impl, ws, h0, bos, eos, max_len, what):
     res = impl.call("greedy_decode", ScriptedDecoder(*ws), h0, bos, eos, max_len)
-    B = h0.shape[0]
+    B = (h0[0] if isinstance(h0, tuple) else h0).shape[0]
     first = fed_tokens(res.args[0], f"tokens fed to step_fn{what}")[:, 0]
     assert_close(first, torch.full((B,), bos, dtype=long), f"the first tokens fed to step_fn{what}", dims="B",
                  dtype_hint=TOKENS, variants={"the first input was eos_id, not bos_id: decoding starts from BOS":
@@ -367,6 +367,14 @@ def test_greedy_decode_feeds_back_its_own_argmax(impl, dtype):
     B, V, H, max_len = 5, 6, 4, 7
     ws, h0 = weights(V, H, dtype), rand(B, H, dtype=dtype)
     check_greedy(impl, ws, h0, 0, 1, max_len, f" (random decoder, B={B}, V={V}, max_len={max_len}, {str(dtype).removeprefix('torch.')})")
+
+
+@pytest.mark.points(1)
+def test_greedy_decode_takes_a_tuple_state_like_an_lstms(impl):
+    B, V, H, max_len = 3, 6, 4, 6
+    ws, state = weights(V, H), (rand(B, H), rand(B, H))
+    check_greedy(impl, ws, state, 0, 1, max_len, f" (state = (h, c), a tuple; B={B}, V={V}, max_len={max_len}; "
+                 "B and the device come from its first tensor)")
 
 
 # A scripted decoder whose argmax follows a chain of tokens, so EOS comes at known steps.

@@ -29,7 +29,29 @@ def _topics(names: tuple[str, ...]) -> list[course.Topic]:
         raise UserError(str(exc)) from None
 
 
-@click.group(context_settings=CONTEXT)
+# Commands defined in other modules, imported only when asked for (or listed by --help):
+# the learner's everyday commands start without the quiz, nbgrader and instructor modules.
+LAZY = {"quiz": "grader.cli_quiz:quiz", "progress": "grader.cli_quiz:progress",
+        "nbgrader": "grader.cli_nbgrader:nbgrader", "release": "grader.cli_instructor:release",
+        "grade-batch": "grader.cli_instructor:grade_batch", "gradescope": "grader.cli_instructor:gradescope"}
+
+
+class LazyGroup(click.Group):
+    """click's documented pattern for lazily loaded subcommands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY:
+            import importlib
+
+            module, attr = LAZY[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.version_option(package_name="seqlings")
 def cli() -> None:
     """Drill sequence models: fill in exercises, check them against hidden graders, quiz yourself.
@@ -340,19 +362,6 @@ def reset(topic: str) -> None:
     tmp.write_text(pristine)
     tmp.replace(target)  # atomic: the file is either the old one or the new one, never half written
     click.echo(f"{target} is the pristine stub again")
-
-
-from grader.cli_nbgrader import nbgrader as _nbgrader_command  # noqa: E402
-from grader.cli_quiz import progress as _progress_command, quiz as _quiz_command  # noqa: E402
-
-cli.add_command(_quiz_command)
-cli.add_command(_progress_command)
-cli.add_command(_nbgrader_command)
-
-from grader.cli_instructor import COMMANDS as _instructor_commands  # noqa: E402
-
-for _command in _instructor_commands:
-    cli.add_command(_command)
 
 
 def main() -> None:

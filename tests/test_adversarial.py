@@ -13,6 +13,7 @@ import ast
 import base64
 import hashlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -228,3 +229,16 @@ def test_in_a_batch_a_submission_cannot_read_a_classmates_folder(monkeypatch):
         assert "PermissionError" in row["tests"][0]["message"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_as_root_the_child_drops_to_nobody_and_still_grades(monkeypatch):
+    if os.getuid() != 0 or not sys.platform.startswith("linux") or os.environ.get("SEQLINGS_SANDBOX") == "process":
+        pytest.skip("the drop to nobody happens only when the grader runs as root on Linux")
+    # Here the interpreter may live in a folder nobody can read (e.g. /root/.pyenv), where the
+    # policy keeps root; pretend it is readable, as in a system-wide install, to take that path.
+    monkeypatch.setattr(sandbox, "_world_readable", lambda paths: True)
+    report = helpers.grade("sdpa", "reference", keyword="softmax or gradients")
+    assert report["score"] == report["max_score"], helpers.summary(report)
+    assert f"uid {sandbox.NOBODY}" in report["isolation"]
+    trick = helpers.grade("sdpa", ADVERSARIAL / "kill_parent.py", keyword="softmax_keeps")
+    assert trick["score"] == 0 and "PermissionError" in trick["tests"][0]["message"]

@@ -75,7 +75,7 @@ def is_pristine(topic: course.Topic, text: str) -> bool:
     """Is ``text`` the untouched stub of ``topic``? Cached by digest in ``.seqlings/pristine.json``.
 
     Making a stub parses the reference; ``seqlings list`` asks for every topic, so the digest of
-    each stub is kept, keyed by the digests of what it is made from (reference, topics.toml).
+    each stub is kept, keyed by the digest of what it is made from (reference, topics.toml, stubs.py).
     """
     import hashlib
 
@@ -84,7 +84,8 @@ def is_pristine(topic: course.Topic, text: str) -> bool:
 
     source = topic.reference if topic.reference.exists() else course.kit_root() / "grader" / "pristine" / f"{topic.name}.py"
     try:
-        key = digest(source.read_text() + course.METADATA.read_text())
+        key = digest(source.read_text() + course.METADATA.read_text()
+                     + Path(__file__).with_name("stubs.py").read_text())  # what a stub is made from
     except OSError:
         return False
     cache_file = course.workspace() / ".seqlings" / "pristine.json"

@@ -10,6 +10,7 @@ becomes a ``timeout`` or ``error`` outcome and the next call starts a new one.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import resource
@@ -177,14 +178,10 @@ def policy(scratch: Path, device: str, extra_private: tuple[Path, ...] = ()) -> 
     return out
 
 
-_READABLE: dict = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _readable(private: tuple[Path, ...], keep: tuple[Path, ...]) -> list[str]:
-    key = (private, keep)
-    if key not in _READABLE:
-        _READABLE[key] = readable_paths(list(private), list(keep))
-    return _READABLE[key]
+    """``readable_paths``, once per (private, keep) in a grading process."""
+    return readable_paths(list(private), list(keep))
 
 
 class ForkServer:

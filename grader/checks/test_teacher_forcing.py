@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from grader.child import ScriptedDecoder, Seeded
 from grader.compare import assert_close
+from grader.sandbox import SubmissionError
 
 f64, f32, long = torch.float64, torch.float32, torch.long
 TOKENS = "token ids are int64 (what argmax returns and what embeddings index with); keep them int64"
@@ -373,8 +374,12 @@ def test_greedy_decode_feeds_back_its_own_argmax(impl, dtype):
 def test_greedy_decode_takes_a_tuple_state_like_an_lstms(impl):
     B, V, H, max_len = 3, 6, 4, 6
     ws, state = weights(V, H), (rand(B, H), rand(B, H))
-    check_greedy(impl, ws, state, 0, 1, max_len, f" (state = (h, c), a tuple; B={B}, V={V}, max_len={max_len}; "
-                 "B and the device come from its first tensor)")
+    try:
+        check_greedy(impl, ws, state, 0, 1, max_len, f" (state = (h, c), a tuple; B={B}, V={V}, max_len={max_len}; "
+                     "B and the device come from its first tensor)")
+    except SubmissionError as exc:
+        raise type(exc)(f"{exc}; with a tuple state such as an LSTM's (h, c), take B and the device from its "
+                        "first tensor, and pass the state to step_fn as it is") from None
 
 
 # A scripted decoder whose argmax follows a chain of tokens, so EOS comes at known steps.
